@@ -1,0 +1,104 @@
+"""germinate_nb: declare, see, check and run a DAG of typed Python tasks in a Jupyter notebook.
+
+Importing the package loads the task model and the engine only; IPython, ipywidgets,
+matplotlib and dask are imported when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from germinate_nb.core.executor import BaseTaskExecutor, Depends, TaskExecutor, resolve_dependencies
+from germinate_nb.core.registry import TaskKey, TaskRegistry, use_registry
+from germinate_nb.core.schema import get_io_schemas
+from germinate_nb.core.state import Condition, State, Transition, task_decorator_factory
+from germinate_nb.core.task import TaskDefinition
+from germinate_nb.core.workflow import Workflow
+from germinate_nb.errors import (
+    DagCycleError,
+    DagValidationError,
+    DeclarationError,
+    GerminateError,
+    MergeConflictError,
+    RegistryCollisionError,
+    RunFailedError,
+    SchemaMismatchError,
+    TaskInputError,
+    TaskOutputError,
+    UnknownTaskError,
+    WorkflowLimitError,
+)
+from germinate_nb.graph.build import build_tasks_dag, is_dag
+from germinate_nb.graph.phases import topological_generations, toposort_tasks_phases
+from germinate_nb.graph.validate import Problem, validate
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseTaskExecutor",
+    "Condition",
+    "DagCycleError",
+    "DagValidationError",
+    "DeclarationError",
+    "Depends",
+    "GerminateError",
+    "MergeConflictError",
+    "Problem",
+    "RegistryCollisionError",
+    "RunFailedError",
+    "SchemaMismatchError",
+    "State",
+    "TaskDefinition",
+    "TaskExecutor",
+    "TaskInputError",
+    "TaskKey",
+    "TaskOutputError",
+    "TaskRegistry",
+    "Transition",
+    "UnknownTaskError",
+    "Workflow",
+    "WorkflowLimitError",
+    "__version__",
+    "build_tasks_dag",
+    "get_io_schemas",
+    "is_dag",
+    "load_ipython_extension",
+    "resolve_dependencies",
+    "task_decorator_factory",
+    "topological_generations",
+    "toposort_tasks_phases",
+    "unload_ipython_extension",
+    "use_registry",
+    "validate",
+]
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Register the magics (``%load_ext germinate_nb``); loading twice is harmless."""
+    from germinate_nb.notebook.magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """Remove what :func:`load_ipython_extension` added."""
+    from germinate_nb.notebook.magics import unload
+
+    unload(ipython)
+
+
+_LAZY: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    msg = f"module 'germinate_nb' has no attribute '{name}'"
+    raise AttributeError(msg)

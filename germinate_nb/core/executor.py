@@ -1,0 +1,230 @@
+"""Task executors (the callables behind tasks) and FastAPI-style ``Depends`` injection."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["BaseTaskExecutor", "Depends", "TaskExecutor", "resolve_dependencies"]
+
+
+class BaseTaskExecutor(ABC):
+    """Base class for task executors.
+
+    ``name`` is the name this executor is found under in the registry.
+    """
+
+    name: str
+
+    @abstractmethod
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Execute the task."""
+
+
+class Depends:
+    """A parameter default that asks for a value made by ``factory(*args, **kwargs)``.
+
+    Factories are resolved once per run and shared by all the tasks of that run that ask for
+    the same factory with the same arguments (the seed cached them process-wide, forever).
+
+    Examples
+    --------
+    >>> def make_client(url="mem://"):
+    ...     return {"url": url}
+    >>> def task(input=None, client=Depends(make_client, "db://")):
+    ...     return client
+    >>> resolve_dependencies(task)
+    {'client': {'url': 'db://'}}
+    """
+
+    def __init__(self, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        if not callable(factory):
+            msg = f"Depends() needs a callable factory, got {factory!r}. Pass the function itself."
+            raise TypeError(msg)
+        self.factory = factory
+        self.args = args
+        self.kwargs = kwargs
+
+    @property
+    def key(self) -> Any:
+        """Cache key: the factory with its arguments (identity when they are unhashable)."""
+        try:
+            key = (self.factory, self.args, tuple(sorted(self.kwargs.items())))
+            hash(key)
+        except TypeError:
+            return ("id", id(self))
+        return key
+
+    def resolve(self) -> Any:
+        """Call the factory."""
+        return self.factory(*self.args, **self.kwargs)
+
+    def __repr__(self) -> str:
+        name = getattr(self.factory, "__qualname__", repr(self.factory))
+        return f"Depends({name})"
+
+
+class DependencyCache:
+    """Values of ``Depends`` factories for one run; thread-safe, each factory called once."""
+
+    def __init__(self) -> None:
+        self._values: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, dep: Depends) -> Any:
+        """Return the factory's value, calling it on first use."""
+        key = dep.key
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+        value = dep.resolve()
+        with self._lock:
+            return self._values.setdefault(key, value)
+
+
+def dependency_parameters(func: Callable[..., Any]) -> dict[str, Depends]:
+    """Return the parameters of ``func`` whose default is a ``Depends``."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {n: p.default for n, p in params.items() if isinstance(p.default, Depends)}
+
+
+def resolve_dependencies(
+    func: Callable[..., Any], cache: DependencyCache | None = None
+) -> dict[str, Any]:
+    """Resolve the ``Depends`` parameters of ``func`` into keyword arguments.
+
+    Parameters
+    ----------
+    func
+        The task function.
+    cache
+        The run's cache; a fresh one when omitted.
+
+    Returns
+    -------
+    dict
+        Parameter name to resolved value.
+    """
+    cache = cache or DependencyCache()
+    return {name: cache.get(dep) for name, dep in dependency_parameters(func).items()}
+
+
+class TaskExecutor(BaseTaskExecutor):
+    """Executes one task: the user's callable with its input and output schemas.
+
+    Parameters
+    ----------
+    name
+        Executor name (``<function>_executor`` when made by ``@state.task``).
+    callable
+        The user's function, sync or async.
+    input_schema, output_schema
+        Pydantic models; ``input_schema`` is None for a task that takes no input.
+    namespace
+        Registry namespace; ``registered_name`` is ``"<namespace>.<name>"``.
+    source
+        Source text used for display and fingerprints (defaults to the function's source).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        callable: Callable[..., Any],
+        *,
+        input_schema: type[BaseModel] | None = None,
+        output_schema: type[BaseModel] | None = None,
+        namespace: str = "custom_tasks",
+        source: str | None = None,
+        input_param: str | None = "input",
+    ) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.input_schema = input_schema
+        self.output_schema = output_schema
+        self.callable = callable
+        self.input_param = input_param
+        self._source = source
+        self._dependencies = dependency_parameters(callable)
+        self._fingerprint: str | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function, resolving its ``Depends`` parameters afresh."""
+        for name, dep in self._dependencies.items():
+            if name not in kwargs:
+                kwargs[name] = dep.resolve()
+        return self.callable(*args, **kwargs)
+
+    def invoke(self, input: BaseModel | None, cache: DependencyCache) -> Any:
+        """Call the function the way the engine does: validated input plus this run's deps."""
+        kwargs = {name: cache.get(dep) for name, dep in self._dependencies.items()}
+        if self.input_param is not None:
+            kwargs[self.input_param] = input
+        return self.callable(**kwargs)
+
+    def __hash__(self) -> int:
+        return hash(f"{self.namespace}.{self.name}")
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __repr__(self) -> str:
+        return f"<Task Executor: {self.name} >"
+
+    def is_async(self) -> bool:
+        """Is the underlying callable a coroutine function?"""
+        return inspect.iscoroutinefunction(self.callable)
+
+    @property
+    def registered_name(self) -> str:
+        """Name the task executor is registered under."""
+        return f"{self.namespace}.{self.name}"
+
+    @property
+    def source(self) -> str:
+        """Source text of the task (cell body or function source)."""
+        if self._source is None:
+            self._source = _function_source(self.callable)
+        return self._source
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the task's code, schemas and namespace (computed once)."""
+        if self._fingerprint is None:
+            parts = [self.namespace, self.name, self.source]
+            for schema in (self.input_schema, self.output_schema):
+                parts.append(_schema_text(schema))
+            digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "replace"))
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
+
+
+def _function_source(func: Callable[..., Any]) -> str:
+    func = inspect.unwrap(func)
+    try:
+        return inspect.getsource(func)
+    except (OSError, TypeError):
+        code = getattr(func, "__code__", None)
+        if code is None:
+            return repr(func)
+        return f"<bytecode {hashlib.sha256(code.co_code).hexdigest()} {code.co_consts!r}>"
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_text(schema: type[BaseModel] | None) -> str:
+    if schema is None:
+        return "-"
+    try:
+        return json.dumps(schema.model_json_schema(), sort_keys=True)
+    except Exception:  # a model with types JSON schema cannot express
+        return f"{schema.__module__}.{schema.__qualname__}:{sorted(schema.model_fields)}"

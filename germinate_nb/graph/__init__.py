@@ -1,0 +1,1 @@
+"""Algorithms over the networkx graph of a state's tasks: build, phases, validation."""
