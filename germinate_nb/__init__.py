@@ -28,6 +28,11 @@ from germinate_nb.errors import (
     UnknownTaskError,
     WorkflowLimitError,
 )
+from germinate_nb.execution.cache import clear_cache
+from germinate_nb.execution.events import RunObserver
+from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
+from germinate_nb.execution.runner import RunHandle, arun, run, start_run
+from germinate_nb.execution.workflows import WorkflowResult, run_workflow
 from germinate_nb.graph.build import build_tasks_dag, is_dag
 from germinate_nb.graph.phases import topological_generations, toposort_tasks_phases
 from germinate_nb.graph.validate import Problem, validate
@@ -49,6 +54,9 @@ __all__ = [
     "Problem",
     "RegistryCollisionError",
     "RunFailedError",
+    "RunHandle",
+    "RunObserver",
+    "RunResult",
     "SchemaMismatchError",
     "State",
     "TaskDefinition",
@@ -57,16 +65,24 @@ __all__ = [
     "TaskKey",
     "TaskOutputError",
     "TaskRegistry",
+    "TaskRun",
+    "TaskStatus",
     "Transition",
     "UnknownTaskError",
     "Workflow",
     "WorkflowLimitError",
+    "WorkflowResult",
     "__version__",
+    "arun",
     "build_tasks_dag",
+    "clear_cache",
     "get_io_schemas",
     "is_dag",
     "load_ipython_extension",
     "resolve_dependencies",
+    "run",
+    "run_workflow",
+    "start_run",
     "task_decorator_factory",
     "topological_generations",
     "toposort_tasks_phases",

@@ -101,6 +101,7 @@ class RunFailedError(GerminateError, RuntimeError):
 class WorkflowLimitError(GerminateError, RuntimeError):
     """A workflow hit ``max_transitions`` without reaching a final state."""
 
-    def __init__(self, msg: str, *, states: Sequence[str] = ()) -> None:
+    def __init__(self, msg: str, *, states: Sequence[str] = (), result: Any = None) -> None:
         super().__init__(msg)
         self.states = tuple(states)
+        self.result = result

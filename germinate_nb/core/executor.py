@@ -156,6 +156,7 @@ class TaskExecutor(BaseTaskExecutor):
         self.input_param = input_param
         self._source = source
         self._dependencies = dependency_parameters(callable)
+        self._is_async = inspect.iscoroutinefunction(callable)
         self._fingerprint: str | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -167,6 +168,10 @@ class TaskExecutor(BaseTaskExecutor):
 
     def invoke(self, input: BaseModel | None, cache: DependencyCache) -> Any:
         """Call the function the way the engine does: validated input plus this run's deps."""
+        if not self._dependencies:
+            if self.input_param is None:
+                return self.callable()
+            return self.callable(**{self.input_param: input})
         kwargs = {name: cache.get(dep) for name, dep in self._dependencies.items()}
         if self.input_param is not None:
             kwargs[self.input_param] = input
@@ -183,7 +188,7 @@ class TaskExecutor(BaseTaskExecutor):
 
     def is_async(self) -> bool:
         """Is the underlying callable a coroutine function?"""
-        return inspect.iscoroutinefunction(self.callable)
+        return self._is_async
 
     @property
     def registered_name(self) -> str:

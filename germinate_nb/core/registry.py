@@ -79,6 +79,8 @@ class TaskRegistry:
         self.states: dict[str, State] = {}
         self._listeners: list[ChangeCallback] = []
         self.cache: dict[tuple[str, str], Any] = {}
+        self.last_results: dict[str, Any] = {}
+        self.version = 0
 
     @classmethod
     def default(cls) -> TaskRegistry:
@@ -118,6 +120,7 @@ class TaskRegistry:
             )
         self._namespaces.add(namespace)
         self._tasks[key] = executor
+        self.version += 1
         if state is not None:
             self._owners[key] = state
 
@@ -127,6 +130,7 @@ class TaskRegistry:
         key = TaskKey(namespace=namespace, name=name)
         self._tasks.pop(key, None)
         self._owners.pop(key, None)
+        self.version += 1
 
     @_hybridmethod
     def get_executor(self, executor_name: str) -> TaskExecutor:
@@ -184,6 +188,8 @@ class TaskRegistry:
         self._owners.clear()
         self.states.clear()
         self.cache.clear()
+        self.last_results.clear()
+        self.version += 1
         self.notify("reset", None, None)
 
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:

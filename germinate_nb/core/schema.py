@@ -141,7 +141,7 @@ def is_compatible(source: Any, target: Any) -> bool:
     >>> is_compatible(int, int | None)
     True
     """
-    if source == target or target is Any or source is Any or target is object:
+    if source == target or target is Any or source is Any or object in (source, target):
         return True
     if (source, target) in _NUMERIC_WIDENING:
         return True

@@ -166,6 +166,8 @@ class State:
         self.version = 0
         self._dag_cache: tuple[int, nx.DiGraph] | None = None
         self._phases_cache: tuple[int, list[list[str]]] | None = None
+        self._validation_cache: tuple[Any, tuple[Problem, ...]] | None = None
+        self._run_structure: tuple[Any, Any] | None = None  # owned by execution.runner
         self._initialised = True
         self.registry.add_state(self)
 

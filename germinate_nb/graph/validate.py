@@ -72,6 +72,27 @@ def validate(state: State, *, input: Any = None, raise_on_error: bool = False) -
     raise_on_error
         Raise :class:`DagValidationError` holding every problem instead of returning them.
     """
+    input_keys = _input_keys(input)
+    signature = (
+        state.version,
+        state.registry.version,
+        None if input_keys is None else tuple(sorted(input_keys)),
+    )
+    cached = state._validation_cache
+    if cached is not None and cached[0] == signature:
+        problems = list(cached[1])
+    else:
+        problems = _find_problems(state, input_keys)
+        state._validation_cache = (signature, tuple(problems))
+    if raise_on_error and problems:
+        lines = "\n".join(f"- {p.message}" for p in problems)
+        n = len(problems)
+        msg = f"state '{state.name}' has {n} problem{'s' if n > 1 else ''}:\n{lines}"
+        raise DagValidationError(msg, problems=problems)
+    return problems
+
+
+def _find_problems(state: State, input_keys: dict[str, Any] | None) -> list[Problem]:
     problems: list[Problem] = []
     tasks = state.tasks
     for cycle in find_cycles(state.dag) if _has_cycle(state) else []:
@@ -83,14 +104,8 @@ def validate(state: State, *, input: Any = None, raise_on_error: bool = False) -
                 edges=tuple(zip(cycle[:-1], cycle[1:], strict=True)),
             )
         )
-    input_keys = _input_keys(input)
     for task in tasks:
         _check_task(state, task, input_keys, problems)
-    if raise_on_error and problems:
-        lines = "\n".join(f"- {p.message}" for p in problems)
-        n = len(problems)
-        msg = f"state '{state.name}' has {n} problem{'s' if n > 1 else ''}:\n{lines}"
-        raise DagValidationError(msg, problems=problems)
     return problems
 
 
@@ -112,7 +127,7 @@ def _input_keys(input: Any) -> dict[str, Any] | None:
             k: Any for k in (input.model_extra or {})
         }
     if isinstance(input, Mapping):
-        return {str(k): type(v) if v is not None else Any for k, v in input.items()}
+        return {str(k): Any for k in input}
     return {}
 
 
@@ -237,8 +252,8 @@ def _problem(
         return Problem(
             kind,
             f"{where} expects input field '{fname}: {type_name(annotation)}', but parent "
-            f"'{parent}' outputs '{fname}: {type_name(source_type)}'. Make the parent's "
-            f"{fname} a {type_name(annotation)} or change {schema.__name__}.",
+            f"'{parent}' outputs '{fname}: {type_name(source_type)}'. Change the parent's "
+            f"'{fname}' to {type_name(annotation)} or change {schema.__name__}.",
             tasks=(task.name, parent),
             edges=((parent, task.name),),
             field=fname,

@@ -1,0 +1,1 @@
+"""The engine: dependency-driven runs, results, progress events, reuse and workflows."""

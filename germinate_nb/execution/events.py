@@ -1,0 +1,94 @@
+"""Progress events: the RunObserver protocol and a dispatcher that contains observer errors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from germinate_nb.execution.result import RunResult, TaskRun
+
+__all__ = ["FunctionObserver", "RunObserver"]
+
+_log = logging.getLogger("germinate_nb")
+
+EVENTS = ("on_run_start", "on_task_start", "on_task_end", "on_run_end")
+
+
+@runtime_checkable
+class RunObserver(Protocol):
+    """Receives a run's progress; every method is optional.
+
+    Methods are called in run order, from the thread that schedules the run (never the
+    notebook's main thread for a background run). An observer that raises is reported in
+    ``RunResult.observer_errors`` and the log, and the run goes on.
+    """
+
+    def on_run_start(self, result: RunResult) -> None:
+        """The run is about to start; every task is ``pending``."""
+
+    def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
+        """A task started (``running``)."""
+
+    def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
+        """A task reached a final status (succeeded, failed, skipped, cached, cancelled)."""
+
+    def on_run_end(self, result: RunResult) -> None:
+        """The run is over; ``result.status`` is final."""
+
+
+class FunctionObserver:
+    """Adapts a plain callable ``fn(event, result, task_run_or_None)`` to the protocol."""
+
+    def __init__(self, fn: Callable[[str, RunResult, TaskRun | None], Any]) -> None:
+        self.fn = fn
+
+    def on_run_start(self, result: RunResult) -> None:
+        """Forward the event to the function."""
+        self.fn("run_start", result, None)
+
+    def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
+        """Forward the event to the function."""
+        self.fn("task_start", result, task_run)
+
+    def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
+        """Forward the event to the function."""
+        self.fn("task_end", result, task_run)
+
+    def on_run_end(self, result: RunResult) -> None:
+        """Forward the event to the function."""
+        self.fn("run_end", result, None)
+
+
+class Dispatcher:
+    """Calls observers in order, one event at a time, containing their exceptions."""
+
+    def __init__(self, observers: Iterable[Any], result: RunResult) -> None:
+        self.result = result
+        self._lock = threading.Lock()
+        self._handlers: dict[str, list[Callable[..., Any]]] = {name: [] for name in EVENTS}
+        for obs in observers:
+            if callable(obs) and not any(hasattr(obs, name) for name in EVENTS):
+                obs = FunctionObserver(obs)
+            for name in EVENTS:
+                handler = getattr(obs, name, None)
+                if handler is not None:
+                    self._handlers[name].append(handler)
+        self.active = any(self._handlers.values())
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Call every handler of ``event`` with ``(result, *args)``."""
+        handlers = self._handlers[event]
+        if not handlers:
+            return
+        with self._lock:
+            for handler in handlers:
+                try:
+                    handler(self.result, *args)
+                except Exception as err:
+                    owner = getattr(handler, "__self__", handler)
+                    who = f"{type(owner).__name__}.{event}"
+                    text = f"observer {who} raised {type(err).__name__}: {err}"
+                    self.result.observer_errors.append(text)
+                    _log.warning("germinate_nb: %s", text, exc_info=True)

@@ -1,0 +1,200 @@
+"""RunResult, TaskRun and TaskStatus: what a run did, task by task."""
+
+from __future__ import annotations
+
+import html
+import reprlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+
+from germinate_nb.errors import RunFailedError
+
+__all__ = ["RunResult", "TaskError", "TaskRun", "TaskStatus"]
+
+_short = reprlib.Repr()
+_short.maxstring = 80
+_short.maxother = 80
+_short.maxlist = 8
+_short.maxdict = 8
+
+
+class TaskStatus(str, Enum):
+    """Where a task is in a run."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CACHED = "cached"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_final(self) -> bool:
+        """Is the task done (one way or another)?"""
+        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+    @property
+    def is_ok(self) -> bool:
+        """Did the task produce an output (run or reused)?"""
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.CACHED)
+
+
+@dataclass
+class TaskError:
+    """An exception a task raised (or met while its input or output was validated)."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.type else self.message
+
+
+@dataclass
+class TaskRun:
+    """One task's part of a run."""
+
+    name: str
+    status: TaskStatus = TaskStatus.PENDING
+    input: BaseModel | None = None
+    output: BaseModel | None = None
+    error: TaskError | None = None
+    start_time: float | None = None
+    duration: float | None = None
+    skipped_because: str | None = None
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the task started (local time), or None if it never started."""
+        if self.start_time is None:
+            return None
+        return datetime.fromtimestamp(self.start_time).astimezone()
+
+    @property
+    def error_type(self) -> str | None:
+        """Exception class name, if the task failed."""
+        return self.error.type if self.error else None
+
+    @property
+    def error_message(self) -> str | None:
+        """Exception message, if the task failed."""
+        return self.error.message if self.error else None
+
+    @property
+    def traceback(self) -> str | None:
+        """Traceback text, if the task failed."""
+        return self.error.traceback if self.error else None
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.duration is not None:
+            extra += f", {self.duration * 1000:.1f} ms"
+        if self.error is not None:
+            extra += f", {self.error}"
+        return f"<TaskRun {self.name}: {self.status.value}{extra}>"
+
+
+@dataclass
+class RunResult:
+    """The outcome of running one state's DAG.
+
+    ``status`` is ``succeeded`` when every task succeeded or was reused, ``failed`` when any
+    failed or was skipped, and ``cancelled`` when the run was stopped.
+    """
+
+    state: str
+    task_runs: dict[str, TaskRun]
+    status: str = "running"
+    started_at: datetime | None = None
+    duration: float | None = None
+    observer_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Did every task succeed (or get reused)?"""
+        return self.status == "succeeded"
+
+    @property
+    def outputs(self) -> dict[str, BaseModel]:
+        """Task name to output model, for tasks that succeeded or were reused."""
+        return {
+            name: run.output
+            for name, run in self.task_runs.items()
+            if run.status.is_ok and run.output is not None
+        }
+
+    def by_status(self, status: TaskStatus | str) -> list[str]:
+        """Names of the tasks with this status."""
+        status = TaskStatus(status)
+        return [n for n, r in self.task_runs.items() if r.status is status]
+
+    def counts(self) -> dict[str, int]:
+        """Number of tasks per status (only statuses that occur)."""
+        counts: dict[str, int] = {}
+        for run in self.task_runs.values():
+            counts[run.status.value] = counts.get(run.status.value, 0) + 1
+        return counts
+
+    def raise_for_status(self) -> RunResult:
+        """Raise :class:`RunFailedError` unless the run succeeded; return self otherwise."""
+        if self.ok:
+            return self
+        failed = [r for r in self.task_runs.values() if r.status is TaskStatus.FAILED]
+        lines = [f"- {r.name}: {r.error}" for r in failed]
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
+        msg = f"run of state '{self.state}' {self.status} ({counts})"
+        msg += ":\n" + "\n".join(lines) if lines else "."
+        raise RunFailedError(msg)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
+        took = f" in {self.duration:.3f} s" if self.duration is not None else ""
+        lines = [f"<RunResult {self.state}: {self.status}{took} ({counts})"]
+        for run in self.task_runs.values():
+            detail = ""
+            if run.error is not None:
+                detail = f" - {_short.repr(str(run.error))}"
+            elif run.skipped_because:
+                detail = f" - after '{run.skipped_because}' failed"
+            elif run.output is not None:
+                detail = f" -> {_short.repr(run.output)}"
+            lines.append(f"  {run.name}: {run.status.value}{detail}")
+        return "\n".join(lines) + ">"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        took = f" in {self.duration:.3f} s" if self.duration is not None else ""
+        rows = []
+        for run in self.task_runs.values():
+            if run.error is not None:
+                detail = f"<pre>{esc(str(run.error))}</pre>"
+            elif run.skipped_because:
+                detail = f"skipped: '{esc(run.skipped_because)}' failed"
+            elif run.output is not None:
+                detail = f"<code>{esc(_short.repr(run.output))}</code>"
+            else:
+                detail = ""
+            ms = f"{run.duration * 1000:.1f} ms" if run.duration is not None else ""
+            rows.append(
+                f"<tr class='germinate-status-{run.status.value}'><td>{esc(run.name)}</td>"
+                f"<td>{run.status.value}</td><td>{ms}</td><td>{detail}</td></tr>"
+            )
+        return (
+            f"<div class='germinate-run'><b>Run of {esc(self.state)}: {esc(self.status)}</b>"
+            f"{took}<table><thead><tr><th>task</th><th>status</th><th>time</th>"
+            f"<th>output / error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+
+
+def short_repr(value: Any) -> str:
+    """A repr cut to a readable length."""
+    return _short.repr(value)
