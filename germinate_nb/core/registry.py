@@ -81,6 +81,7 @@ class TaskRegistry:
         self.cache: dict[tuple[str, str], Any] = {}
         self.last_results: dict[str, Any] = {}
         self.version = 0
+        self.default_state: str | None = None
 
     @classmethod
     def default(cls) -> TaskRegistry:
@@ -189,6 +190,7 @@ class TaskRegistry:
         self.states.clear()
         self.cache.clear()
         self.last_results.clear()
+        self.default_state = None
         self.version += 1
         self.notify("reset", None, None)
 

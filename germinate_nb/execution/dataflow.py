@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from germinate_nb.core.schema import MergedInput
 from germinate_nb.core.task import TaskDefinition
 from germinate_nb.errors import MergeConflictError, TaskInputError, TaskOutputError
 from germinate_nb.execution.result import short_repr
@@ -95,10 +96,16 @@ def coerce_output(task: TaskDefinition, state: str, value: Any) -> BaseModel:
     """Validate what a task returned into its output model (a model or a dict is accepted)."""
     assert task.executor is not None
     schema = task.executor.output_schema
-    if schema is None:
+    if schema is None:  # a cell task declared without --output
         if isinstance(value, BaseModel):
             return value
-        msg = f"task '{task.name}' in state '{state}' has no output model."
+        if isinstance(value, Mapping):
+            return MergedInput.model_validate(value)
+        msg = (
+            f"output of task '{task.name}' in state '{state}' is {type(value).__name__} "
+            f"{short_repr(value)}; a task without an output model must return a pydantic model "
+            "or a dict. Return one, or declare the model with --output."
+        )
         raise TaskOutputError(msg, task=task.name)
     if type(value) is schema:
         return value

@@ -198,6 +198,7 @@ def _analyse(
     Memoised on the models, so a DAG that repeats the same model pairs is checked once per pair.
     """
     provided: dict[str, list[tuple[int, Any]]] = {}
+    open_ended = any(out is None for out in outs)  # a parent whose output fields are unknown
     for i, out in enumerate(outs):
         if out is None:
             continue
@@ -207,7 +208,7 @@ def _analyse(
     for fname, (annotation, required) in _fields(schema).items():
         sources = provided.get(fname)
         if not sources:
-            if required:
+            if required and not open_ended:
                 findings.append(("schema-gap", fname, annotation))
             continue
         for i, source_type in sources:

@@ -1,0 +1,1 @@
+"""The notebook layer: magics and the explorer widget (the only importer of IPython/ipywidgets)."""

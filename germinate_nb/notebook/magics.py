@@ -1,0 +1,464 @@
+"""``%%germinate_task`` and ``%germinate``: thin adapters from magic lines to the library."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from pydantic import BaseModel
+
+from germinate_nb.core.cell import compile_cell
+from germinate_nb.core.executor import TaskExecutor
+from germinate_nb.core.registry import TaskRegistry, did_you_mean
+from germinate_nb.core.schema import MergedInput, is_model
+from germinate_nb.core.state import State, executor_name_for
+from germinate_nb.errors import DagCycleError, GerminateError
+
+__all__ = ["GerminateMagics", "load", "unload"]
+
+DEFAULT_STATE = "main"
+SUBCOMMANDS = ("list", "show", "phases", "validate", "run", "export", "use", "reset")
+
+
+class Line:
+    """A one-line display: plain text, and the same text HTML-escaped."""
+
+    def __init__(self, text: str, css: str = "germinate-line") -> None:
+        self.text = text
+        self.css = css
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f"<div class='{self.css}'><code>{html.escape(self.text)}</code></div>"
+
+
+class Table:
+    """A small table shown as HTML (escaped) with a plain-text twin."""
+
+    def __init__(self, header: list[str], rows: list[list[str]], title: str = "") -> None:
+        self.header, self.rows, self.title = header, rows, title
+
+    def __repr__(self) -> str:
+        widths = [
+            max(len(str(r[i])) for r in [self.header, *self.rows]) for i in range(len(self.header))
+        ]
+        lines = [self.title] if self.title else []
+        for r in [self.header, *self.rows]:
+            lines.append(
+                "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+            )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in self.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>" for r in self.rows
+        )
+        title = f"<b>{esc(self.title)}</b>" if self.title else ""
+        return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _registry() -> TaskRegistry:
+    return TaskRegistry.default()
+
+
+def default_state_name(create: bool = False) -> str:
+    """The notebook's default state: set by ``%germinate use``, else the only one, else main."""
+    registry = _registry()
+    chosen = registry.default_state
+    if chosen and chosen in registry.states:
+        return str(chosen)
+    states = list(registry.states)
+    if len(states) == 1:
+        return states[0]
+    if not states or DEFAULT_STATE in registry.states:
+        return DEFAULT_STATE
+    msg = (
+        f"this notebook has several states ({', '.join(states)}) and no default. Name one with "
+        f"--state, or pick one with `%germinate use {states[0]}`."
+    )
+    raise UsageError(msg)
+
+
+def resolve_state(name: str | None, *, create_default: bool = False) -> State:
+    """Find a state by name (or the default one), as a UsageError when it does not exist."""
+    registry = _registry()
+    if name is None:
+        name = default_state_name()
+        if name not in registry.states:
+            if create_default:
+                return State(name)
+            msg = "there are no states yet. Declare a task first (e.g. with %%germinate_task)."
+            raise UsageError(msg)
+    if name not in registry.states:
+        known = ", ".join(registry.states) or "none"
+        msg = (
+            f"unknown state '{name}'.{did_you_mean(name, list(registry.states))} "
+            f"States: {known}. Create it with `{name} = State('{name}')`."
+        )
+        raise UsageError(msg)
+    return registry.states[name]
+
+
+def _resolve_model(ns: dict[str, Any], dotted: str, option: str, where: str) -> type[BaseModel]:
+    head, *rest = dotted.split(".")
+    if head not in ns:
+        candidates = [k for k, v in ns.items() if is_model(v)]
+        msg = (
+            f"unknown model '{dotted}' in {option} of {where}.{did_you_mean(head, candidates)} "
+            "Define the pydantic model in a cell above and run that cell first."
+        )
+        raise UsageError(msg)
+    value = ns[head]
+    for part in rest:
+        if not hasattr(value, part):
+            msg = f"'{dotted}' in {option} of {where}: '{head}' has no attribute '{part}'."
+            raise UsageError(msg)
+        value = getattr(value, part)
+    if not is_model(value):
+        msg = (
+            f"{option} {dotted} of {where} is a {type(value).__name__}, not a pydantic model. "
+            "Pass the name of a BaseModel subclass."
+        )
+        raise UsageError(msg)
+    return value  # type: ignore[no-any-return]
+
+
+def _would_cycle(state: State, name: str, parents: list[str]) -> list[str] | None:
+    """The cycle path that wiring ``parents >> name`` would close, or None."""
+    if name not in state:
+        return None
+    task = state.get(name)
+    for parent in parents:
+        # is `parent` downstream of `name`? then parent -> name closes a cycle
+        path = _path(task, parent)
+        if path is not None:
+            return [*path, name]
+    return None
+
+
+def _path(start: Any, target: str) -> list[str] | None:
+    stack = [(start, [start.name])]
+    seen = {start.name}
+    while stack:
+        task, path = stack.pop()
+        for child in task._children:
+            if child.name == target:
+                return [*path, target]
+            if child.name not in seen:
+                seen.add(child.name)
+                stack.append((child, [*path, child.name]))
+    return None
+
+
+def _phase_of(state: State, name: str) -> str:
+    try:
+        phases = state.phases
+    except DagCycleError:
+        return "phase unknown (the state has a cycle)"
+    for i, phase in enumerate(phases):
+        if name in phase:
+            return f"phase {i + 1} of {len(phases)}"
+    return "no phase"
+
+
+@magics_class
+class GerminateMagics(Magics):
+    """The germinate_nb magics."""
+
+    @magic_arguments()
+    @argument("name", help="Task name (a Python identifier).")
+    @argument("--state", default=None, help="State to declare the task in (default: notebook's).")
+    @argument("--after", default=None, help="Parents, comma-separated task names of the state.")
+    @argument("--input", dest="input_model", default=None, help="Input model name.")
+    @argument("--output", dest="output_model", default=None, help="Output model name.")
+    @argument("--namespace", default="agent", help="Registry namespace (default: agent).")
+    @cell_magic
+    def germinate_task(self, line: str, cell: str) -> None:
+        """Declare (or redefine) a task from the cell body; runs nothing.
+
+        In the body, ``input`` is the validated input; the output is ``output`` if assigned,
+        else the value of the last expression; ``await`` makes the task async.
+        """
+        task = declare_task(self.shell, line, cell)
+        state = task.state
+        assert state is not None
+        parents = ", ".join(p.name for p in task.parents) or "none"
+        display(
+            Line(
+                f"✓ task '{task.name}' in state '{state.name}' "
+                f"(parents: {parents}; {_phase_of(state, task.name)})",
+                "germinate-declared",
+            )
+        )
+
+    @line_magic
+    def germinate(self, line: str) -> Any:
+        """``%germinate list|show|phases|validate|run|export|use|reset``: see ``%germinate?``."""
+        try:
+            words = shlex.split(line)
+        except ValueError as err:
+            msg = f"cannot read `%germinate {line}`: {err}."
+            raise UsageError(msg) from None
+        if not words:
+            msg = f"%germinate needs a subcommand: {', '.join(SUBCOMMANDS)}."
+            raise UsageError(msg)
+        sub, rest = words[0], words[1:]
+        if sub not in SUBCOMMANDS:
+            msg = (
+                f"unknown subcommand '{sub}' of %germinate.{did_you_mean(sub, list(SUBCOMMANDS))} "
+                f"Subcommands: {', '.join(SUBCOMMANDS)}."
+            )
+            raise UsageError(msg)
+        args = _parser(sub).parse_args(rest)
+        try:
+            return getattr(self, f"_cmd_{sub}")(args)
+        except GerminateError as err:
+            raise UsageError(str(err)) from None
+
+    # -- subcommands ------------------------------------------------------------------------
+
+    def _cmd_list(self, args: argparse.Namespace) -> Table:
+        registry = _registry()
+        try:
+            default = default_state_name()
+        except UsageError:
+            default = None
+        rows = []
+        for name, state in registry.states.items():
+            try:
+                phases = " | ".join(", ".join(p) for p in state.phases) or "(empty)"
+            except DagCycleError as err:
+                phases = f"cycle: {' -> '.join(err.cycle)}"
+            label = f"{name} (default)" if name == default else name
+            rows.append([label, str(len(state)), phases])
+        if not rows:
+            rows.append([f"{DEFAULT_STATE} (default)", "0", "(no tasks yet)"])
+        return Table(["state", "tasks", "phases"], rows, "germinate_nb states")
+
+    def _cmd_phases(self, args: argparse.Namespace) -> Table:
+        state = resolve_state(args.state)
+        rows = [[f"phase {i + 1}", ", ".join(p)] for i, p in enumerate(state.phases)]
+        return Table(["phase", "tasks"], rows, f"phases of state '{state.name}'")
+
+    def _cmd_validate(self, args: argparse.Namespace) -> Line:
+        state = resolve_state(args.state)
+        input_data = _json_input(args.input) if args.input is not None else None
+        problems = state.validate(input=input_data)
+        if not problems:
+            n = len(state)
+            return Line(f"✓ state '{state.name}' is valid ({n} task{'s' if n != 1 else ''}).")
+        return Line("\n".join(f"✗ {p.message}" for p in problems), "germinate-problems")
+
+    def _cmd_run(self, args: argparse.Namespace) -> Any:
+        from germinate_nb.execution.runner import run
+
+        state = resolve_state(args.state)
+        input_data = _json_input(args.input) if args.input is not None else None
+        return run(state, input_data, reuse=args.reuse)
+
+    def _cmd_show(self, args: argparse.Namespace) -> Any:
+        from germinate_nb.render.export import export_state
+
+        state = resolve_state(args.state)
+        display(self._cmd_phases(args))
+        return _displayable(export_state(state, "png"), "png")
+
+    def _cmd_export(self, args: argparse.Namespace) -> Any:
+        state = resolve_state(args.state)
+        from germinate_nb.render import export
+
+        data = export.export_state(state, args.format)
+        if args.output:
+            mode = "wb" if isinstance(data, bytes) else "w"
+            with open(args.output, mode) as fh:
+                fh.write(data)
+            return Line(f"✓ wrote {args.format} of state '{state.name}' to {args.output}")
+        return _displayable(data, args.format)
+
+    def _cmd_use(self, args: argparse.Namespace) -> Line:
+        state = resolve_state(args.state)
+        _registry().default_state = state.name
+        return Line(f"✓ default state is now '{state.name}'")
+
+    def _cmd_reset(self, args: argparse.Namespace) -> Line:
+        if not args.force:
+            msg = (
+                "%germinate reset forgets every state, task and cached result of this kernel. "
+                "Run `%germinate reset -f` to confirm."
+            )
+            raise UsageError(msg)
+        registry = _registry()
+        n = len(registry.states)
+        registry.clear()
+        return Line(f"✓ registry reset ({n} state{'s' if n != 1 else ''} removed)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one-line UsageErrors."""
+
+    def error(self, message: str) -> Any:
+        msg = f"{self.prog}: {message}. Usage: {self.format_usage().strip()}"
+        raise UsageError(msg)
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        raise UsageError(message or self.format_usage().strip())
+
+
+def _parser(sub: str) -> _Parser:
+    p = _Parser(prog=f"%germinate {sub}", add_help=False)
+    if sub in ("show", "phases", "validate", "run", "export"):
+        p.add_argument("state", nargs="?", default=None)
+    if sub == "use":
+        p.add_argument("state")
+    if sub in ("validate", "run"):
+        p.add_argument("--input", default=None, help="Run input as JSON.")
+    if sub == "run":
+        p.add_argument("--reuse", action="store_true", help="Reuse unchanged results.")
+    if sub == "export":
+        p.add_argument("--format", required=True, choices=["png", "svg", "dot", "mermaid"])
+        p.add_argument("-o", "--output", default=None, help="File to write.")
+    if sub == "reset":
+        p.add_argument("-f", "--force", action="store_true")
+    return p
+
+
+def _displayable(data: str | bytes, fmt: str) -> Any:
+    from IPython.display import SVG, Code, Image  # type: ignore[attr-defined]
+
+    if fmt == "png":
+        return Image(data=data, format="png")
+    if fmt == "svg":
+        return SVG(data=data)
+    return Code(str(data), language="dot" if fmt == "dot" else "text")
+
+
+def _json_input(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        msg = (
+            f"--input is not valid JSON ({err.msg} at column {err.colno}): {text!r}. "
+            """Quote it, e.g. --input '{"text": "hello"}'."""
+        )
+        raise UsageError(msg) from None
+    if not isinstance(value, dict):
+        msg = f"--input must be a JSON object, got {type(value).__name__}: {text!r}."
+        raise UsageError(msg)
+    return value
+
+
+def declare_task(shell: Any, line: str, cell: str) -> Any:
+    """Parse a ``%%germinate_task`` line and body and declare the task; UsageError on mistakes."""
+    try:
+        args = parse_argstring(GerminateMagics.germinate_task, line)
+    except UsageError as err:
+        msg = f"%%germinate_task: {err}"
+        raise UsageError(msg) from None
+    except ValueError as err:  # unbalanced quotes in the line
+        msg = f"%%germinate_task: cannot read the options `{line}`: {err}."
+        raise UsageError(msg) from None
+    for key in ("name", "state", "after", "input_model", "output_model", "namespace"):
+        setattr(args, key, _unquote(getattr(args, key)))
+    name = args.name
+    where = f"%%germinate_task {name}"
+    if not name.isidentifier():
+        msg = (
+            f"task name {name!r} in %%germinate_task is not a Python identifier. "
+            "Use letters, digits and underscores, not starting with a digit."
+        )
+        raise UsageError(msg)
+    ns = shell.user_ns
+    try:
+        state = resolve_state(args.state, create_default=True)
+        parents = _parents(state, args.after, where)
+        input_schema = (
+            _resolve_model(ns, args.input_model, "--input", where) if args.input_model else None
+        )
+        output_schema = (
+            _resolve_model(ns, args.output_model, "--output", where) if args.output_model else None
+        )
+        if not args.namespace.isidentifier():
+            msg = f"--namespace {args.namespace!r} of {where} is not a Python identifier."
+            raise UsageError(msg)
+        cycle = _would_cycle(state, name, parents)
+        if cycle is not None:
+            msg = (
+                f"--after {args.after} of {where} would close a cycle in state '{state.name}': "
+                f"{' -> '.join(cycle)}. Remove '{cycle[-2]}' from --after."
+            )
+            raise UsageError(msg)
+        function, _ = compile_cell(name, cell, namespace=ns, where=where)
+        executor = TaskExecutor(
+            executor_name_for(name),
+            function,
+            input_schema=input_schema or MergedInput,
+            output_schema=output_schema,
+            namespace=args.namespace,
+            source=cell,
+        )
+        return state.define_task(name, executor, parents=parents)
+    except GerminateError as err:
+        raise UsageError(str(err)) from None
+
+
+def _unquote(value: str | None) -> str | None:
+    """IPython's argument splitter keeps quotes around a value; drop one matching pair."""
+    if value is not None and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _parents(state: State, after: str | None, where: str) -> list[str]:
+    if not after:
+        return []
+    names = [p.strip() for p in after.split(",") if p.strip()]
+    for name in names:
+        if name in state:
+            continue
+        elsewhere = [s.name for s in _registry().states.values() if name in s and s is not state]
+        hint = (
+            f" Task '{name}' is in state '{elsewhere[0]}': add --state {elsewhere[0]}."
+            if elsewhere
+            else f" Run `%germinate list` to see the tasks of state '{state.name}'."
+        )
+        msg = (
+            f"unknown parent '{name}' in --after of {where}."
+            f"{did_you_mean(name, [t.name for t in state.tasks])}{hint}"
+        )
+        raise UsageError(msg)
+    return names
+
+
+_loaded: dict[int, GerminateMagics] = {}
+
+
+def load(ipython: Any) -> None:
+    """Register the magics on ``ipython`` (once) and make ``State`` & co. easy to reach."""
+    if id(ipython) in _loaded:
+        return
+    magics = GerminateMagics(ipython)
+    ipython.register_magics(magics)
+    _loaded[id(ipython)] = magics
+
+
+def unload(ipython: Any) -> None:
+    """Remove the magics registered by :func:`load`."""
+    magics = _loaded.pop(id(ipython), None)
+    if magics is None:
+        return
+    manager = ipython.magics_manager
+    for kind, names in magics.magics.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)
+    manager.registry.pop(type(magics).__name__, None)

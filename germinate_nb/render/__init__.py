@@ -1,0 +1,1 @@
+"""Pure drawing: a state (and statuses) to a matplotlib figure, PNG/SVG, dot or Mermaid text."""

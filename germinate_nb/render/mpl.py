@@ -1,0 +1,258 @@
+"""The DAG as a matplotlib Figure (the only module that imports matplotlib)."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from germinate_nb.core.state import State
+from germinate_nb.graph.validate import Problem
+from germinate_nb.render.layout import Layout, focus_tasks, phase_layout
+from germinate_nb.render.text import PROBLEM_COLOR, STATUS_COLORS
+
+if TYPE_CHECKING:
+    from germinate_nb.core.workflow import Workflow
+
+__all__ = ["MAX_LABELS", "draw_state", "draw_workflow", "figure_png", "figure_svg"]
+
+MAX_LABELS = 150
+"""Above this many tasks, names give way to an overview (select a task to focus on it)."""
+
+EDGE_COLOR = "#8c959f"
+
+
+def draw_state(
+    state: State,
+    *,
+    statuses: Mapping[str, str] | None = None,
+    problems: Iterable[Problem] = (),
+    selected: str | None = None,
+    focus: str | None = None,
+    hops: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Draw a state's DAG: layered by phase, nodes coloured by status, problem edges in red.
+
+    Parameters
+    ----------
+    state
+        The state to draw.
+    statuses
+        Task name to status value (``"succeeded"``...); missing tasks are ``pending``.
+    problems
+        Validation problems: their edges are red, their tasks outlined red, messages below.
+    selected
+        A task to outline.
+    focus, hops
+        Draw only ``focus`` with its ancestors and descendants (or what lies within ``hops``).
+    title
+        Figure title (default: the state's name and size).
+    """
+    statuses = statuses or {}
+    problems = list(problems)
+    names = focus_tasks(state, focus, hops) if focus is not None and focus in state else None
+    layout = phase_layout(state, names)
+    pos = layout.positions
+    n = len(pos)
+    labels = n <= MAX_LABELS
+    width = min(18.0, max(4.0, 1.7 * layout.width + 1.0))
+    height = min(14.0, max(2.6, (0.42 if labels else 0.12) * layout.height + 1.6))
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    bad_edges = {edge for p in problems for edge in p.edges}
+    bad_tasks = {t for p in problems for t in p.tasks}
+    _draw_edges(ax, state, pos, bad_edges, labels)
+    if n:
+        order = list(pos)
+        xs = [pos[k][0] for k in order]
+        ys = [pos[k][1] for k in order]
+        colors = [
+            STATUS_COLORS.get(statuses.get(k, "pending"), STATUS_COLORS["pending"]) for k in order
+        ]
+        edges = [PROBLEM_COLOR if k in bad_tasks else "#57606a" for k in order]
+        widths = [2.5 if k in bad_tasks or k == selected else 0.8 for k in order]
+        size = 260 if labels else max(12.0, 260.0 * (MAX_LABELS / n) ** 0.5)
+        ax.scatter(
+            xs, ys, s=size, c=colors, edgecolors=edges, linewidths=widths, zorder=3, gid="tasks"
+        )
+        if selected in pos:
+            sx, sy = pos[selected]
+            ax.scatter(
+                [sx],
+                [sy],
+                s=size * 2.2,
+                facecolors="none",
+                edgecolors="#0969da",
+                linewidths=2.0,
+                zorder=4,
+                gid="selected",
+            )
+        if labels:
+            for k in order:
+                x, y = pos[k]
+                ax.text(x, y - 0.22, k, ha="center", va="top", fontsize=8, zorder=5, clip_on=False)
+    _phase_labels(ax, layout)
+    ax.set_xlim(-0.6, max(layout.width - 0.4, 0.6))
+    half = max(layout.height / 2, 1.0)
+    ax.set_ylim(-half - 0.3, half + 0.2)
+    if title is None:
+        title = f"{state.name}: {len(state)} tasks, {layout.width} phases"
+        if names is not None:
+            title += f" (focus: {focus}, {n} shown)"
+        elif not labels:
+            title += " (overview: select a task to focus)"
+        if layout.cyclic:
+            title += " (has a cycle)"
+    ax.set_title(title, fontsize=10, loc="left")
+    present = sorted({statuses.get(k, "pending") for k in pos}, key=list(STATUS_COLORS).index)
+    handles = [Patch(facecolor=STATUS_COLORS[s], edgecolor="#57606a", label=s) for s in present]
+    if bad_edges:
+        handles.append(Patch(facecolor="white", edgecolor=PROBLEM_COLOR, label="problem"))
+    if handles:
+        fig.legend(
+            handles=handles, loc="outside lower left", ncols=len(handles), fontsize=8, frameon=False
+        )
+    if problems:
+        shown = [textwrap.shorten(p.message, 160) for p in problems[:3]]
+        if len(problems) > 3:
+            shown.append(f"... and {len(problems) - 3} more problems")
+        fig.text(
+            0.01,
+            0.0,
+            "\n".join(shown),
+            color=PROBLEM_COLOR,
+            fontsize=7,
+            va="bottom",
+            gid="problems",
+        )
+    return fig
+
+
+def _draw_edges(
+    ax: Any,
+    state: State,
+    pos: Mapping[str, tuple[float, float]],
+    bad: set[tuple[str, str]],
+    labels: bool,
+) -> None:
+    r = 0.09 if labels else 0.04
+    segments, colors, heads, head_colors = [], [], [], []
+    for name in pos:
+        x2, y2 = pos[name]
+        for parent in state.get(name)._parents:
+            if parent.name not in pos:
+                continue
+            x1, y1 = pos[parent.name]
+            dx, dy = x2 - x1, y2 - y1
+            length = (dx * dx + dy * dy) ** 0.5 or 1.0
+            ux, uy = dx / length, dy / length
+            start = (x1 + ux * r, y1 + uy * r)
+            end = (x2 - ux * r, y2 - uy * r)
+            color = PROBLEM_COLOR if (parent.name, name) in bad else EDGE_COLOR
+            segments.append((start, end))
+            colors.append(color)
+            h, w = (0.07, 0.035) if labels else (0.035, 0.018)
+            bx, by = end[0] - ux * h, end[1] - uy * h
+            heads.append([end, (bx - uy * w, by + ux * w), (bx + uy * w, by - ux * w)])
+            head_colors.append(color)
+    if segments:
+        widths = [2.0 if c == PROBLEM_COLOR else 0.8 for c in colors]
+        ax.add_collection(
+            LineCollection(segments, colors=colors, linewidths=widths, zorder=1, gid="edges")
+        )
+        ax.add_collection(
+            PolyCollection(
+                heads, facecolors=head_colors, edgecolors="none", zorder=2, gid="arrowheads"
+            )
+        )
+
+
+def _phase_labels(ax: Any, layout: Layout) -> None:
+    step = max(1, -(-layout.width // 16))
+    top = max(layout.height / 2, 1.0)
+    for x in range(0, layout.width, step):
+        ax.text(
+            x, top + 0.05, f"phase {x + 1}", ha="center", va="bottom", fontsize=8, color="#57606a"
+        )
+
+
+def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
+    """Draw a workflow's state machine: states as boxes, transitions labelled by condition."""
+    states = workflow.states
+    fig = Figure(figsize=(min(16.0, 2.6 * max(len(states), 1) + 1), 2.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    pos = {s.name: (float(i), 0.0) for i, s in enumerate(states)}
+    for name, (x, y) in pos.items():
+        face = "#ddf4ff" if name == current else "#f6f8fa"
+        edge = (
+            "#0969da"
+            if workflow.initial_state and name == workflow.initial_state.name
+            else "#57606a"
+        )
+        ax.text(
+            x,
+            y,
+            name,
+            ha="center",
+            va="center",
+            fontsize=10,
+            zorder=3,
+            bbox={"boxstyle": "round,pad=0.5", "facecolor": face, "edgecolor": edge},
+        )
+    for i, t in enumerate(workflow.transitions):
+        if t.source.name not in pos or t.target.name not in pos:
+            continue
+        (x1, _), (x2, _) = pos[t.source.name], pos[t.target.name]
+        bend = 0.35 if x2 > x1 else -0.35
+        if x1 == x2:
+            bend = 0.6
+        ax.annotate(
+            "",
+            xy=(x2, 0.12 if bend > 0 else -0.12),
+            xytext=(x1, 0.12 if bend > 0 else -0.12),
+            arrowprops={
+                "arrowstyle": "->",
+                "connectionstyle": f"arc3,rad={-bend}",
+                "color": "#57606a",
+            },
+        )
+        ax.text(
+            (x1 + x2) / 2,
+            0.45 * (1 if bend > 0 else -1) + 0.05 * (i % 2),
+            t.condition.name,
+            ha="center",
+            fontsize=8,
+            color="#57606a",
+        )
+    ax.set_xlim(-0.8, max(len(states) - 0.2, 0.8))
+    ax.set_ylim(-1.0, 1.0)
+    ax.set_title(f"workflow {workflow.name} v{workflow.version}", fontsize=10, loc="left")
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of a figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def figure_svg(fig: Figure) -> str:
+    """SVG text of a figure, without dates or random ids (stable across runs)."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "germinate_nb", "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()

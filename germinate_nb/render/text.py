@@ -1,0 +1,114 @@
+"""Graphviz dot and Mermaid text for a state's DAG, with statuses as styles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from germinate_nb.core.state import State
+from germinate_nb.graph.validate import Problem
+
+__all__ = ["STATUS_COLORS", "to_dot", "to_mermaid"]
+
+STATUS_COLORS = {
+    "pending": "#d0d7de",
+    "running": "#f2c94c",
+    "succeeded": "#2da44e",
+    "failed": "#cf222e",
+    "skipped": "#8c959f",
+    "cached": "#54aeff",
+    "cancelled": "#bf8700",
+}
+PROBLEM_COLOR = "#d1242f"
+
+
+def _problem_edges(problems: Iterable[Problem]) -> set[tuple[str, str]]:
+    return {edge for p in problems for edge in p.edges}
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(
+    state: State,
+    statuses: Mapping[str, str] | None = None,
+    problems: Iterable[Problem] = (),
+) -> str:
+    """Graphviz dot source, left to right, nodes filled by status, problem edges in red.
+
+    Examples
+    --------
+    >>> from germinate_nb import State, TaskExecutor, use_registry
+    >>> with use_registry():
+    ...     s = State("s")
+    ...     a, b = (s.define_task(n, TaskExecutor(n + "_executor", print)) for n in "ab")
+    ...     _ = a >> b
+    ...     print(to_dot(s, {"a": "succeeded"}))
+    digraph "s" {
+      rankdir=LR;
+      node [shape=box, style="rounded,filled", fontname="Helvetica"];
+      "a" [fillcolor="#2da44e"];
+      "b" [fillcolor="#d0d7de"];
+      "a" -> "b";
+    }
+    """
+    statuses = statuses or {}
+    bad = _problem_edges(problems)
+    lines = [
+        f"digraph {_quote(state.name)} {{",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
+    ]
+    for task in state.tasks:
+        color = STATUS_COLORS.get(statuses.get(task.name, "pending"), STATUS_COLORS["pending"])
+        lines.append(f'  {_quote(task.name)} [fillcolor="{color}"];')
+    for task in state.tasks:
+        for parent in task.parents:
+            style = (
+                f' [color="{PROBLEM_COLOR}", penwidth=2]' if (parent.name, task.name) in bad else ""
+            )
+            lines.append(f"  {_quote(parent.name)} -> {_quote(task.name)}{style};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def to_mermaid(
+    state: State,
+    statuses: Mapping[str, str] | None = None,
+    problems: Iterable[Problem] = (),
+) -> str:
+    """Mermaid flowchart source (``flowchart LR``) with one class per status.
+
+    Examples
+    --------
+    >>> from germinate_nb import State, TaskExecutor, use_registry
+    >>> with use_registry():
+    ...     s = State("s")
+    ...     a, b = (s.define_task(n, TaskExecutor(n + "_executor", print)) for n in "ab")
+    ...     _ = a >> b
+    ...     print(to_mermaid(s).splitlines()[:4])
+    ['flowchart LR', '  a["a"]', '  b["b"]', '  a --> b']
+    """
+    statuses = statuses or {}
+    bad = _problem_edges(problems)
+    lines = ["flowchart LR"]
+    for task in state.tasks:
+        lines.append(f'  {task.name}["{task.name}"]')
+    edge_index = 0
+    red: list[int] = []
+    for task in state.tasks:
+        for parent in task.parents:
+            lines.append(f"  {parent.name} --> {task.name}")
+            if (parent.name, task.name) in bad:
+                red.append(edge_index)
+            edge_index += 1
+    for status, color in STATUS_COLORS.items():
+        members = [t.name for t in state.tasks if statuses.get(t.name, "pending") == status]
+        if members:
+            lines.append(f"  classDef {status} fill:{color},stroke:#57606a")
+            lines.append(f"  class {','.join(members)} {status}")
+    if red:
+        lines.append(
+            f"  linkStyle {','.join(map(str, red))} stroke:{PROBLEM_COLOR},stroke-width:2px"
+        )
+    return "\n".join(lines) + "\n"
