@@ -40,12 +40,16 @@ from germinate_nb.graph.validate import Problem, validate
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from germinate_nb.notebook.entry import explore
+    from germinate_nb.notebook.explorer import DagExplorer
+
 __version__ = "0.1.0"
 
 __all__ = [
     "BaseTaskExecutor",
     "Condition",
     "DagCycleError",
+    "DagExplorer",
     "DagValidationError",
     "DeclarationError",
     "Depends",
@@ -76,6 +80,7 @@ __all__ = [
     "arun",
     "build_tasks_dag",
     "clear_cache",
+    "explore",
     "get_io_schemas",
     "is_dag",
     "load_ipython_extension",
@@ -106,7 +111,10 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
     unload(ipython)
 
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "explore": "germinate_nb.notebook.entry",
+    "DagExplorer": "germinate_nb.notebook.explorer",
+}
 
 
 def __getattr__(name: str) -> Any:

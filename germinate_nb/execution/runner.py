@@ -397,8 +397,10 @@ class _Run:
         else:
             result.status = "failed"
         self.state.registry.last_results[self.name] = result
-        self._finished.set()
-        self.dispatcher.emit("on_run_end")
+        try:
+            self.dispatcher.emit("on_run_end")
+        finally:
+            self._finished.set()
 
 
 class RunHandle:

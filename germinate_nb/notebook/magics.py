@@ -268,11 +268,9 @@ class GerminateMagics(Magics):
         return run(state, input_data, reuse=args.reuse)
 
     def _cmd_show(self, args: argparse.Namespace) -> Any:
-        from germinate_nb.render.export import export_state
+        from germinate_nb.notebook.entry import explore
 
-        state = resolve_state(args.state)
-        display(self._cmd_phases(args))
-        return _displayable(export_state(state, "png"), "png")
+        return explore(resolve_state(args.state))
 
     def _cmd_export(self, args: argparse.Namespace) -> Any:
         state = resolve_state(args.state)

@@ -64,9 +64,10 @@ def draw_state(
     labels = n <= MAX_LABELS
     width = min(18.0, max(4.0, 1.7 * layout.width + 1.0))
     height = min(14.0, max(2.6, (0.42 if labels else 0.12) * layout.height + 1.6))
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    bottom = (0.45 + (0.12 * min(len(problems), 4) if problems else 0.0)) / height
+    ax = fig.add_axes((0.01, bottom, 0.98, 1.0 - bottom - 0.3 / height))
     ax.set_axis_off()
     bad_edges = {edge for p in problems for edge in p.edges}
     bad_tasks = {t for p in problems for t in p.tasks}
@@ -119,7 +120,7 @@ def draw_state(
         handles.append(Patch(facecolor="white", edgecolor=PROBLEM_COLOR, label="problem"))
     if handles:
         fig.legend(
-            handles=handles, loc="outside lower left", ncols=len(handles), fontsize=8, frameon=False
+            handles=handles, loc="lower left", ncols=len(handles), fontsize=8, frameon=False
         )
     if problems:
         shown = [textwrap.shorten(p.message, 160) for p in problems[:3]]
@@ -127,7 +128,7 @@ def draw_state(
             shown.append(f"... and {len(problems) - 3} more problems")
         fig.text(
             0.01,
-            0.0,
+            0.32 / height,
             "\n".join(shown),
             color=PROBLEM_COLOR,
             fontsize=7,

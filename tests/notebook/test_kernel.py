@@ -69,7 +69,8 @@ def test_declare_and_run_round_trip(kernel):
     assert reply["status"] == "ok"
     reply, messages = execute(
         kernel,
-        "%%germinate_task tokenize --input Query --output Tokens\nTokens(tokens=input.text.split())",
+        "%%germinate_task tokenize --input Query --output Tokens\n"
+        "Tokens(tokens=input.text.split())",
     )
     assert reply["status"] == "ok"
     assert "✓ task 'tokenize' in state 'main' (parents: none; phase 1 of 1)" in texts(messages)

@@ -1,0 +1,394 @@
+import time
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from germinate_nb import DagExplorer, GerminateError, State, TaskRegistry, Workflow, explore
+from tests.execution.conftest import C, Q, T, X
+
+
+def status_classes(button):
+    return [c for c in button._dom_classes if c.startswith("germinate-status-")]
+
+
+def buttons(explorer):
+    return explorer._buttons
+
+
+@pytest.fixture
+def design():
+    s = State("design")
+
+    @s.task()
+    def tokenize(input: Q) -> T:
+        return T(tokens=input.text.split())
+
+    @s.task()
+    def count(input: T) -> C:
+        return C(n=len(input.tokens))
+
+    tokenize >> count
+    return s
+
+
+def test_explore_builds_the_parts(design):
+    ex = explore(design)
+    assert isinstance(ex, DagExplorer)
+    assert "germinate-explorer" in ex._dom_classes
+    assert ex.state_selector.value == "design"
+    assert [
+        b.description
+        for b in (ex.run_button, ex.stop_button, ex.run_selected_button, ex.clear_cache_button)
+    ] == ["Run", "Stop", "Run selected", "Clear cache"]
+    assert ex.graph.value[:4] == b"\x89PNG"
+    assert sorted(buttons(ex)) == ["count", "tokenize"]
+    for name, button in buttons(ex).items():
+        assert button.description == name
+        assert "germinate-task" in button._dom_classes
+        assert status_classes(button) == ["germinate-status-pending"]
+    rows = ex.phase_strip.children
+    assert [[c.description for c in row.children[1:]] for row in rows] == [["tokenize"], ["count"]]
+    assert list(ex.input_form.fields) == ["text"]
+    assert ex.progress_label.value == "0/2 tasks"
+
+
+def test_run_button_runs_in_background_and_updates_live():
+    s = State("slow")
+
+    @s.task()
+    def first(input: X) -> X:
+        time.sleep(1.0)
+        return X(x=input.x + 1)
+
+    @s.task()
+    def second(input: X) -> X:
+        return X(x=input.x * 2)
+
+    first >> second
+    ex = explore(s)
+    ex.input_form.set(x=4)
+    t0 = time.perf_counter()
+    ex.run_button.click()
+    assert time.perf_counter() - t0 < 0.5
+    time.sleep(0.3)
+    assert status_classes(buttons(ex)["first"]) == ["germinate-status-running"]
+    assert ex.run_button.disabled and not ex.stop_button.disabled
+    result = ex.wait(10)
+    assert result is ex.last_result and result.ok
+    assert result.outputs["second"] == X(x=10)
+    assert status_classes(buttons(ex)["first"]) == ["germinate-status-succeeded"]
+    assert status_classes(buttons(ex)["second"]) == ["germinate-status-succeeded"]
+    assert ex.progress.value == 2 and ex.progress_label.value == "2/2 tasks"
+    assert not ex.run_button.disabled and ex.stop_button.disabled
+    assert ex.redraws >= 2
+
+
+def test_second_click_never_starts_second_run():
+    s = State("once")
+    calls = []
+
+    @s.task()
+    def slow(input: X) -> X:
+        calls.append(1)
+        time.sleep(0.5)
+        return input
+
+    ex = explore(s, reuse=False)
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    ex._on_run_button_click()  # even if the disabled button were clicked again
+    ex.wait(5)
+    assert calls == [1]
+
+
+def test_stop_cancels_the_run():
+    s = State("stoppable")
+
+    @s.task()
+    async def slow(input: X) -> X:
+        import asyncio
+
+        await asyncio.sleep(5)
+        return input
+
+    @s.task()
+    def after(input: X) -> X:
+        return input
+
+    slow >> after
+    ex = explore(s)
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    time.sleep(0.2)
+    ex.stop_button.click()
+    result = ex.wait(5)
+    assert result.status == "cancelled"
+    assert status_classes(buttons(ex)["slow"]) == ["germinate-status-cancelled"]
+    assert status_classes(buttons(ex)["after"]) == ["germinate-status-cancelled"]
+    assert "Run cancelled" in ex.message.value
+
+
+def test_failure_shows_failed_skipped_and_error_in_details():
+    s = State("failing")
+
+    @s.task()
+    def boom(input: X) -> X:
+        raise ValueError("<b>bad</b> value")
+
+    @s.task()
+    def later(input: X) -> X:
+        return input
+
+    boom >> later
+    ex = explore(s)
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    ex.wait(5)
+    assert status_classes(buttons(ex)["boom"]) == ["germinate-status-failed"]
+    assert status_classes(buttons(ex)["later"]) == ["germinate-status-skipped"]
+    ex.select("boom")
+    assert "&lt;b&gt;bad&lt;/b&gt; value" in ex.details.value
+    assert "<b>bad</b>" not in ex.details.value
+    assert "ValueError" in ex.details.value and "Traceback" in ex.details.value
+    ex.select("later")
+    assert "skipped because 'boom' failed" in ex.details.value
+
+
+def test_details_pane_escapes_and_truncates_outputs():
+    s = State("evil")
+
+    class Out(BaseModel):
+        html: str
+        long: str
+
+    @s.task()
+    def evil(input: X) -> Out:
+        return Out(html="<img src=x onerror=alert(1)>", long="y" * 2000)
+
+    ex = explore(s)
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    ex.wait(5)
+    ex.select("evil")
+    details = ex.details.value
+    assert "<img" not in details and "&lt;img src=x onerror=alert(1)&gt;" in details
+    assert "<details class='germinate-long'>" in details and "2002 characters" in details
+    assert "<td>state</td><td>evil</td>" in details
+    assert "agent.evil_executor" in details
+    assert "<code>html</code>" in details
+
+
+def test_select_shows_schemas_and_enables_run_selected(design):
+    ex = explore(design)
+    ex.input_form.set(text="a b")
+    assert ex.run_selected_button.disabled
+    ex.select("count")
+    assert ex.selected == "count"
+    assert not ex.run_selected_button.disabled
+    d = ex.details.value
+    assert "<td>parents</td><td>tokenize</td>" in d
+    assert "<b>T</b>" in d and "<code>tokens</code>" in d and "<code>list[str]</code>" in d
+    assert buttons(ex)["count"].layout.border == "2px solid #0969da"
+    with pytest.raises(GerminateError, match=r"no task 'cont' in state 'design'. Did you mean"):
+        ex.select("cont")
+
+
+def test_clicking_a_task_toggle_selects_it(design):
+    ex = explore(design)
+    buttons(ex)["tokenize"].click()
+    assert ex.selected == "tokenize"
+
+
+def test_run_selected_runs_upstream_only():
+    s = State("sel")
+    ran = []
+    for name in "abc":
+
+        def f(input: X, _n=name) -> X:
+            ran.append(_n)
+            return input
+
+        f.__name__ = name
+        s.task()(f)
+    a, b, c = s.get("a"), s.get("b"), s.get("c")
+    a >> b >> c
+    ex = explore(s, reuse=False)
+    ex.input_form.set(x=1)
+    ex.select("b")
+    ex.run_selected_button.click()
+    ex.wait(5)
+    assert sorted(ran) == ["a", "b"]
+
+
+def test_reuse_by_default_and_clear_cache(design, fresh_registry):
+    ex = explore(design)
+    ex.input_form.set(text="a b")
+    ex.run_button.click()
+    ex.wait(5)
+    ex.run_button.click()
+    result = ex.wait(5)
+    assert result.counts() == {"cached": 2}
+    assert status_classes(buttons(ex)["count"]) == ["germinate-status-cached"]
+    ex.clear_cache_button.click()
+    assert fresh_registry.cache == {}
+    assert "Cache cleared (2 results)" in ex.message.value
+    ex.run_button.click()
+    assert ex.wait(5).counts() == {"succeeded": 2}
+
+
+def test_form_validates_and_disables_run():
+    s = State("form")
+
+    class In(BaseModel):
+        name: str
+        count: int
+        ratio: float = 0.5
+        flag: bool = False
+        mode: Literal["fast", "slow"] = "fast"
+        tags: list[str] = []
+
+    @s.task()
+    def t(input: In) -> X:
+        return X(x=input.count)
+
+    ex = explore(s)
+    form = ex.input_form
+    assert list(form.fields) == ["name", "count", "ratio", "flag", "mode", "tags"]
+    kinds = {n: f.kind for n, f in form.fields.items()}
+    assert kinds == {
+        "name": "str",
+        "count": "int",
+        "ratio": "float",
+        "flag": "bool",
+        "mode": "choice",
+        "tags": "json",
+    }
+    assert not form.valid and ex.run_button.disabled
+    assert "Field required" in form.fields["name"].error.value
+    form.fields["name"].widget.value = "n"
+    form.fields["count"].widget.value = "three"
+    assert "&#x27;three&#x27; is not an integer" in form.fields["count"].error.value
+    assert ex.run_button.disabled
+    form.fields["count"].widget.value = "3"
+    form.fields["tags"].widget.value = '["a", '
+    assert "invalid JSON" in form.fields["tags"].error.value
+    form.fields["tags"].widget.value = '["a", "b"]'
+    assert form.valid and not ex.run_button.disabled
+    assert form.value == {
+        "name": "n",
+        "count": 3,
+        "ratio": 0.5,
+        "flag": False,
+        "mode": "fast",
+        "tags": ["a", "b"],
+    }
+    ex.run_button.click()
+    assert ex.wait(5).outputs["t"] == X(x=3)
+
+
+def test_live_update_when_task_declared_later(design):
+    ex = explore(design)
+
+    @design.task()
+    def report(input: C) -> C:
+        return input
+
+    design.get("count") >> report
+    deadline = time.time() + 3
+    while "report" not in buttons(ex) and time.time() < deadline:
+        time.sleep(0.05)
+    assert "report" in buttons(ex)
+    assert [c.description for c in ex.phase_strip.children[2].children[1:]] == ["report"]
+
+
+def test_reset_empties_explorer_with_message(design, fresh_registry):
+    ex = explore(design)
+    fresh_registry.clear()
+    ex.refresh()
+    assert ex.phase_strip.children == ()
+    assert "no longer exists (the registry was reset)" in ex.message.value
+    assert ex.run_button.disabled
+
+
+def test_validation_problems_are_shown_and_block_run():
+    s = State("broken")
+
+    @s.task()
+    def a(input: X) -> X:
+        return input
+
+    @s.task()
+    def b(input: T) -> X:
+        return X(x=1)
+
+    a >> b
+    ex = explore(s)
+    assert "needs input field &#x27;tokens: list[str]&#x27;" in ex.message.value
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    assert ex.wait(1) is None or ex.last_result is None
+    assert "Cannot run:" in ex.message.value
+
+
+def test_workflow_shows_state_machine_and_opens_states():
+    wf = Workflow("wf")
+    one, two = State("one"), State("two")
+    wf.add_state(one, initial_state=True)
+    wf.add_state(two)
+
+    @one.task(namespace="one")
+    def a(input: X) -> X:
+        return input
+
+    @two.task(namespace="two")
+    def b(input: X) -> X:
+        return input
+
+    @one.condition()
+    def go(output) -> bool:
+        return True
+
+    (one & go) >> two
+    ex = explore(wf)
+    assert ex.machine.value[:4] == b"\x89PNG"
+    assert list(ex.state_selector.options) == ["one", "two"]
+    assert sorted(buttons(ex)) == ["a"]
+    ex.state_selector.value = "two"
+    assert sorted(buttons(ex)) == ["b"] and ex.state_name == "two"
+
+
+def test_explore_rejects_other_things():
+    with pytest.raises(TypeError, match="explore\\(\\) takes a State or a Workflow, got int"):
+        explore(3)
+
+
+def test_callback_errors_are_shown_not_swallowed(design, monkeypatch):
+    ex = explore(design)
+    shown = []
+    monkeypatch.setattr("germinate_nb.notebook.explorer._report", shown.append)
+
+    def broken(*a, **k):
+        raise RuntimeError("draw failed")
+
+    monkeypatch.setattr(ex, "_start", broken)
+    ex.run_button.click()
+    assert [str(e) for e in shown] == ["draw failed"]
+
+
+def test_headless_explore_imports_no_widgets(design, monkeypatch):
+    monkeypatch.setenv("GERMINATE_NB_HEADLESS", "1")
+    assert repr(explore(design)) == "<explorer of state design: 2 tasks (headless)>"
+
+
+def test_garbage_collected_explorer_unsubscribes(design, fresh_registry):
+    import gc
+
+    ex = explore(design)
+    ex.close()
+    del ex
+    gc.collect()
+    before = len(fresh_registry._listeners)
+    State("another")
+    assert len(fresh_registry._listeners) <= before
+    TaskRegistry.default()

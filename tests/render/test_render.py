@@ -1,0 +1,138 @@
+import matplotlib.colors as mcolors
+import pytest
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+
+from germinate_nb import State, TaskExecutor
+from germinate_nb.render.export import export_state, format_for_path
+from germinate_nb.render.layout import focus_tasks, phase_layout
+from germinate_nb.render.mpl import MAX_LABELS, draw_state, draw_workflow, figure_png, figure_svg
+from germinate_nb.render.text import PROBLEM_COLOR, STATUS_COLORS, to_dot, to_mermaid
+
+
+def make_state(name="s", edges=(("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"))):
+    s = State(name)
+    names = sorted({n for e in edges for n in e})
+    tasks = {
+        n: s.define_task(n, TaskExecutor(f"{n}_executor", print, namespace=name)) for n in names
+    }
+    for u, v in edges:
+        tasks[u] >> tasks[v]
+    return s
+
+
+def collection(fig, cls, gid):
+    ax = fig.axes[0]
+    found = [c for c in ax.collections if isinstance(c, cls) and c.get_gid() == gid]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_layout_puts_each_phase_in_its_column():
+    s = make_state()
+    layout = phase_layout(s)
+    assert layout.layers == [["a"], ["b", "c"], ["d"]]
+    assert {n: x for n, (x, _) in layout.positions.items()} == {"a": 0, "b": 1, "c": 1, "d": 2}
+    assert layout.positions["b"][1] == 0.5 and layout.positions["c"][1] == -0.5
+
+
+def test_layout_orders_children_by_parent_height():
+    s = make_state(edges=(("a", "y"), ("b", "x")))
+    pos = phase_layout(s).positions
+    # x hangs off b (lower), y off a (upper): y must be drawn above x
+    assert pos["a"][1] > pos["b"][1] and pos["y"][1] > pos["x"][1]
+
+
+def test_layout_of_cyclic_state_groups_the_cycle():
+    s = make_state(edges=(("a", "b"), ("b", "c"), ("c", "b")))
+    layout = phase_layout(s)
+    assert layout.cyclic and layout.layers == [["a"], ["b", "c"]]
+
+
+def test_node_colours_follow_status():
+    s = make_state()
+    statuses = {"a": "succeeded", "b": "failed", "c": "running"}
+    fig = draw_state(s, statuses=statuses)
+    nodes = collection(fig, PathCollection, "tasks")
+    order = list(phase_layout(s).positions)
+    colours = [mcolors.to_hex(c) for c in nodes.get_facecolors()]
+    expected = [STATUS_COLORS[statuses.get(n, "pending")] for n in order]
+    assert colours == expected
+    offsets = nodes.get_offsets().tolist()
+    assert [x for x, _ in offsets] == [0, 1, 1, 2]
+
+
+def test_edges_are_one_collection_and_problem_edges_red():
+    from germinate_nb.graph.validate import Problem
+
+    s = make_state()
+    problem = Problem("schema-gap", "d needs x", tasks=("d",), edges=(("b", "d"),))
+    fig = draw_state(s, problems=[problem])
+    lines = collection(fig, LineCollection, "edges")
+    heads = collection(fig, PolyCollection, "arrowheads")
+    assert len(lines.get_segments()) == 4 and len(heads.get_paths()) == 4
+    colours = [mcolors.to_hex(c) for c in lines.get_colors()]
+    assert colours.count(PROBLEM_COLOR) == 1
+    texts = [t.get_text() for t in fig.texts]
+    assert "d needs x" in texts
+
+
+def test_labels_and_phase_labels_for_small_dags():
+    fig = draw_state(make_state())
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert {"a", "b", "c", "d", "phase 1", "phase 2", "phase 3"} <= set(texts)
+
+
+def test_big_dag_drops_labels_and_focus_shows_lineage():
+    n = MAX_LABELS + 50
+    edges = [(f"t{i}", f"t{i + 1}") for i in range(0, n - 1, 2)]
+    s = make_state("big", edges)
+    fig = draw_state(s)
+    labels = [t.get_text() for t in fig.axes[0].texts if not t.get_text().startswith("phase")]
+    assert labels == []
+    assert "overview" in fig.axes[0].get_title(loc="left")
+    fig = draw_state(s, focus="t4", selected="t4")
+    nodes = collection(fig, PathCollection, "tasks")
+    assert len(nodes.get_offsets()) == 2
+    assert focus_tasks(s, "t4") == {"t4", "t5"}
+    assert focus_tasks(make_state(), "b", hops=1) == {"a", "b", "d"}
+
+
+def test_png_and_svg_outputs():
+    s = make_state()
+    assert figure_png(draw_state(s))[:8] == b"\x89PNG\r\n\x1a\n"
+    svg1, svg2 = figure_svg(draw_state(s)), figure_svg(draw_state(s))
+    assert svg1 == svg2 and "<dc:date>" not in svg1
+
+
+def test_dot_and_mermaid():
+    s = make_state()
+    dot = to_dot(s, {"a": "failed"})
+    assert '"a" [fillcolor="#cf222e"];' in dot and '"b" -> "d";' in dot
+    mermaid = to_mermaid(s, {"a": "failed"})
+    assert "  a --> b" in mermaid and "  class a failed" in mermaid
+
+
+def test_export_and_format_for_path():
+    s = make_state()
+    assert export_state(s, "dot").startswith('digraph "s"')
+    assert format_for_path("x/y.MMD") == "mermaid"
+    with pytest.raises(ValueError, match="cannot tell the format of 'y.gif'"):
+        format_for_path("y.gif")
+
+
+def test_workflow_figure():
+    from germinate_nb import Workflow
+
+    wf = Workflow("w")
+    a, b = State("a"), State("b")
+    wf.add_state(a, initial_state=True)
+    wf.add_state(b)
+
+    @a.condition()
+    def go(output) -> bool:
+        return True
+
+    (a & go) >> b
+    fig = draw_workflow(wf, current="b")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert {"a", "b", "go"} <= set(texts)
