@@ -69,7 +69,9 @@ def main() -> None:
     for n in (50, 500, 2000):
         with use_registry():
             state = layered(f"r{n}", n)
-            statuses = {f"t{i}": random.choice(["succeeded", "failed", "pending"]) for i in range(n)}
+            statuses = {
+                f"t{i}": random.choice(["succeeded", "failed", "pending"]) for i in range(n)
+            }
             fig = draw_state(state, statuses=statuses)
             size = fig.get_size_inches()
 
@@ -78,8 +80,11 @@ def main() -> None:
                 FigureCanvasAgg(f)
                 figure_png(f)
 
-            t_draw = best(lambda state=state, statuses=statuses: figure_png(
-                draw_state(state, statuses=statuses)))
+            t_draw = best(
+                lambda state=state, statuses=statuses: figure_png(
+                    draw_state(state, statuses=statuses)
+                )
+            )
             t_empty = best(empty)
         print(f"{n:>6} {t_draw:>11.3f} {t_empty:>16.3f} {t_draw / t_empty:>6.1f}")
 
@@ -97,8 +102,10 @@ def main() -> None:
         wall = time.perf_counter() - t0
         redraws = explorer.redraws - before
         assert result is not None and result.ok
-        print(f"  run {wall:.2f} s, {redraws} redraws, {redraws / wall:.1f} redraws/s "
-              f"(throttled to <= {1 / 0.3:.1f}/s plus the final one)")
+        print(
+            f"  run {wall:.2f} s, {redraws} redraws, {redraws / wall:.1f} redraws/s "
+            f"(throttled to <= {1 / 0.3:.1f}/s plus the final one)"
+        )
     if args.save:
         with use_registry():
             state = layered("shot", 50)

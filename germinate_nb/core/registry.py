@@ -82,6 +82,7 @@ class TaskRegistry:
         self.last_results: dict[str, Any] = {}
         self.version = 0
         self.default_state: str | None = None
+        self.run_observers: list[Any] = []  # see every run of this registry's states
 
     @classmethod
     def default(cls) -> TaskRegistry:

@@ -122,7 +122,7 @@ class _Run:
         self.tasks, self.by_name, self.parents, self.children = _structure(state, targets)
         self._check()
         self.result = RunResult(state.name, {t.name: TaskRun(t.name) for t in self.tasks})
-        self.dispatcher = Dispatcher(observers, self.result)
+        self.dispatcher = Dispatcher([*observers, *state.registry.run_observers], self.result)
         self.waiting = {name: len(ps) for name, ps in self.parents.items()}
         self.dumps: dict[str, dict[str, Any]] = {}
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()

@@ -102,22 +102,39 @@ def _output_table(output: BaseModel) -> str:
 
 
 class _Observer:
-    """Forwards run events to the explorer (from the run's scheduler thread)."""
+    """Forwards the events of every run of the shown state to the explorer.
+
+    Registered in ``registry.run_observers``, so runs started anywhere (a cell, the magic, the
+    Run button) update the explorer; holds the explorer weakly and removes itself once it is gone.
+    """
 
     def __init__(self, explorer: DagExplorer) -> None:
-        self.explorer = explorer
+        self._ref = weakref.ref(explorer)
+        self._registry = explorer.registry
+
+    def _target(self, result: RunResult) -> DagExplorer | None:
+        explorer = self._ref()
+        if explorer is None:
+            if self in self._registry.run_observers:
+                self._registry.run_observers.remove(self)
+            return None
+        return explorer if result.state == explorer.state_name else None
 
     def on_run_start(self, result: RunResult) -> None:
-        self.explorer._on_run_event(result, None)
+        if (explorer := self._target(result)) is not None:
+            explorer._on_run_event(result, None)
 
     def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
-        self.explorer._on_run_event(result, task_run)
+        if (explorer := self._target(result)) is not None:
+            explorer._on_run_event(result, task_run)
 
     def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
-        self.explorer._on_run_event(result, task_run)
+        if (explorer := self._target(result)) is not None:
+            explorer._on_run_event(result, task_run)
 
     def on_run_end(self, result: RunResult) -> None:
-        self.explorer._on_run_end(result)
+        if (explorer := self._target(result)) is not None:
+            explorer._on_run_end(result)
 
 
 class DagExplorer(widgets.VBox):
@@ -253,6 +270,8 @@ class DagExplorer(widgets.VBox):
             parts.insert(1, self.machine)
         self.children = parts
         self._unsubscribe = _subscribe(self)
+        self._observer = _Observer(self)
+        registry.run_observers.append(self._observer)
         self.state_selector.value = start.name
         self._load_state(start.name)
 
@@ -501,7 +520,6 @@ class DagExplorer(widgets.VBox):
                     self.input_form.value,
                     reuse=self.reuse,
                     max_workers=self.max_workers,
-                    observers=[_Observer(self)],
                     targets=targets,
                 )
             except DagValidationError as err:
@@ -643,8 +661,10 @@ class DagExplorer(widgets.VBox):
             _report(err)
 
     def close(self) -> None:
-        """Stop listening to the registry and close the widgets."""
+        """Stop listening to the registry and its runs, and close the widgets."""
         self._unsubscribe()
+        if self._observer in self.registry.run_observers:
+            self.registry.run_observers.remove(self._observer)
         super().close()
 
 

@@ -119,9 +119,7 @@ def draw_state(
     if bad_edges:
         handles.append(Patch(facecolor="white", edgecolor=PROBLEM_COLOR, label="problem"))
     if handles:
-        fig.legend(
-            handles=handles, loc="lower left", ncols=len(handles), fontsize=8, frameon=False
-        )
+        fig.legend(handles=handles, loc="lower left", ncols=len(handles), fontsize=8, frameon=False)
     if problems:
         shown = [textwrap.shorten(p.message, 160) for p in problems[:3]]
         if len(problems) > 3:

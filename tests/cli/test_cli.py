@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,7 +29,8 @@ class Counts(BaseModel):
 
 GOOD = [
     MODELS + "design = State('design')",
-    "@design.task()\ndef tokenize(input: Query) -> Tokens:\n    return Tokens(tokens=input.text.split())",
+    "@design.task()\ndef tokenize(input: Query) -> Tokens:\n"
+    "    return Tokens(tokens=input.text.split())",
     "%%germinate_task count --state design --after tokenize --output Counts\n"
     "Counts(n=len(input.tokens))",
     "explore(design)",

@@ -392,3 +392,28 @@ def test_garbage_collected_explorer_unsubscribes(design, fresh_registry):
     State("another")
     assert len(fresh_registry._listeners) <= before
     TaskRegistry.default()
+
+
+def test_runs_started_elsewhere_show_in_the_explorer(design):
+    from germinate_nb import run
+
+    ex = explore(design)
+    run(design, {"text": "a b"})
+    assert status_classes(buttons(ex)["count"]) == ["germinate-status-succeeded"]
+    assert ex.last_result.outputs["count"] == C(n=2)
+    assert ex.progress_label.value == "2/2 tasks"
+    other = State("unrelated")
+
+    @other.task(namespace="unrelated")
+    def lone(input: X) -> X:
+        return input
+
+    run(other, {"x": 1})
+    assert ex.last_result.state == "design"
+
+
+def test_closed_explorer_stops_observing(design, fresh_registry):
+    ex = explore(design)
+    assert len(fresh_registry.run_observers) == 1
+    ex.close()
+    assert fresh_registry.run_observers == []
