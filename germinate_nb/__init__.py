@@ -40,6 +40,7 @@ from germinate_nb.graph.validate import Problem, validate
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
+    from germinate_nb.execution.dask import DaskExecutor
     from germinate_nb.notebook.entry import explore
     from germinate_nb.notebook.explorer import DagExplorer
 
@@ -50,6 +51,7 @@ __all__ = [
     "Condition",
     "DagCycleError",
     "DagExplorer",
+    "DaskExecutor",
     "DagValidationError",
     "DeclarationError",
     "Depends",
@@ -114,6 +116,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 _LAZY: dict[str, str] = {
     "explore": "germinate_nb.notebook.entry",
     "DagExplorer": "germinate_nb.notebook.explorer",
+    "DaskExecutor": "germinate_nb.execution.dask",
 }
 
 

@@ -41,8 +41,6 @@ class TaskDefinition:
         state: State | None = None,
     ) -> None:
         self.name = name
-        self._state: State | None = None
-        self._hash = 0
         self.state = state
         self.executor = executor
         self.executor_name = executor_name
@@ -57,18 +55,10 @@ class TaskDefinition:
         result: BaseModel = self.executor(*args, **kwargs)
         return result
 
-    @property
-    def state(self) -> State | None:
-        """The state this task belongs to."""
-        return self._state
-
-    @state.setter
-    def state(self, state: State | None) -> None:
-        self._state = state
-        self._hash = hash(f"{state.name if state is not None else ''}.{self.name}")
-
-    def __hash__(self) -> int:
-        return self._hash
+    # Identity: a task is equal only to itself, so its hash is its identity too. (The seed
+    # hashed "state.name", which failed for a task without a state and breaks while pickle
+    # rebuilds the parent/child dicts of a task graph.)
+    __hash__ = object.__hash__
 
     def __eq__(self, other: object) -> bool:
         return self is other

@@ -37,7 +37,8 @@ from germinate_nb.graph.validate import validate
 __all__ = ["RunHandle", "arun", "run", "start_run"]
 
 Strategy = Literal["dependencies", "phases"]
-_WAKE = object()
+WAKE = object()
+"""Put on a run's queue to wake its scheduler (after a cancel request)."""
 
 
 def _now() -> datetime:
@@ -78,6 +79,23 @@ def _structure(state: State, targets: Sequence[str] | str | None) -> Structure:
     return structure
 
 
+def _remote_executor(executor: Any) -> Any:
+    """None for the local engine, else an object with ``drive(run)`` (e.g. a DaskExecutor)."""
+    if executor is None or executor == "local":
+        return None
+    if executor == "dask":
+        from germinate_nb.execution.dask import DaskExecutor
+
+        return DaskExecutor()
+    if hasattr(executor, "drive"):
+        return executor
+    msg = (
+        f"executor={executor!r} is not known: use None or 'local' (threads and an event loop "
+        "here), 'dask' (the current distributed.Client), or DaskExecutor(client)."
+    )
+    raise ValueError(msg)
+
+
 class _Run:
     """One run of a state: owns the statuses, the schedule and the completion queue."""
 
@@ -106,12 +124,7 @@ class _Run:
         if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
             msg = f"max_workers must be a positive int or None, got {max_workers!r}."
             raise ValueError(msg)
-        if executor not in (None, "local"):
-            msg = (
-                f"executor={executor!r} is not available: this engine runs tasks locally "
-                "(executor=None or 'local')."
-            )
-            raise ValueError(msg)
+        self.remote = _remote_executor(executor)
         self.state = state
         self.name = state.name
         self.reuse = reuse
@@ -176,10 +189,13 @@ class _Run:
         t0 = time.perf_counter()
         self.dispatcher.emit("on_run_start")
         try:
-            for name, n in self.waiting.items():
-                if n == 0:
-                    self._make_ready(name)
-            self._schedule()
+            if self.remote is not None:
+                self.remote.drive(self)
+            else:
+                for name, n in self.waiting.items():
+                    if n == 0:
+                        self._make_ready(name)
+                self._schedule()
         except BaseException:
             self._cancel_all()
             self._finish(t0)
@@ -202,7 +218,7 @@ class _Run:
                 return
             item = self.queue.get()
             while True:  # take every completion that is already there before dispatching
-                if item is not _WAKE:
+                if item is not WAKE:
                     name, outcome = item
                     self.in_flight -= 1
                     if self.futures.pop(name, None) is None:
@@ -365,7 +381,7 @@ class _Run:
     def request_cancel(self) -> None:
         """Ask the schedule to stop (thread-safe): pending and running tasks end ``cancelled``."""
         self.cancel_requested = True
-        self.queue.put(_WAKE)
+        self.queue.put(WAKE)
 
     def _cancel_all(self) -> None:
         self.cancelled = True

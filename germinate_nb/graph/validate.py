@@ -157,7 +157,7 @@ def _check_task(
             return
     parents = task.parents
     for parent in parents:
-        if parent._state is not state:
+        if parent.state is not state:
             other = parent.state.name if parent.state is not None else "no state"
             problems.append(
                 Problem(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import html
 import logging
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -30,6 +32,44 @@ _log = logging.getLogger("germinate_nb")
 
 TRUNCATE = 300
 REDRAW_INTERVAL = 0.3  # seconds between two redraws of the picture during a run
+BUTTON_INTERVAL = 0.1  # seconds between two updates of the task buttons during a run
+
+
+_SHUTTING_DOWN = threading.Event()
+_THREADS: set[threading.Thread] = set()
+_THREADS_LOCK = threading.Lock()
+
+
+def _spawn(target: Any, name: str, delay: float = 0.0) -> threading.Thread | None:
+    """Start a daemon helper thread that the interpreter's exit waits for (no drawing then)."""
+    if _SHUTTING_DOWN.is_set():
+        return None
+
+    def body() -> None:
+        try:
+            if delay and _SHUTTING_DOWN.wait(delay):
+                return
+            if not _SHUTTING_DOWN.is_set():
+                target()
+        finally:
+            with _THREADS_LOCK:
+                _THREADS.discard(threading.current_thread())
+
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    with _THREADS_LOCK:
+        _THREADS.add(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _stop_helpers() -> None:
+    """At exit, let helper threads finish what they draw: C++ mid-draw must not be torn down."""
+    _SHUTTING_DOWN.set()
+    with _THREADS_LOCK:
+        threads = list(_THREADS)
+    for thread in threads:
+        thread.join(timeout=2.0)
 
 
 def _report(err: BaseException) -> None:
@@ -182,10 +222,12 @@ class DagExplorer(widgets.VBox):
         self._handle: RunHandle | None = None
         self._lock = threading.RLock()
         self._dirty = False
-        self._refresh_timer: threading.Timer | None = None
+        self._refresh_timer: threading.Thread | None = None
         self._buttons: dict[str, widgets.Button] = {}
         self._run_done = threading.Event()
         self._run_done.set()
+        self._changed: set[str] = set()
+        self._live: threading.Event | None = None
 
         self.state_selector = widgets.Dropdown(
             options=self._state_names(), description="State", layout={"width": "240px"}
@@ -223,6 +265,12 @@ class DagExplorer(widgets.VBox):
             description="Show",
             layout={"width": "240px"},
         )
+        self.executor_selector = widgets.Dropdown(
+            options=[("local", "local"), ("Dask cluster", "dask")],
+            value="local",
+            description="Run on",
+            layout={"width": "200px"},
+        )
         self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"width": "220px"})
         self.progress_label = widgets.Label("0/0 tasks")
         self.message = widgets.HTML("")
@@ -241,17 +289,18 @@ class DagExplorer(widgets.VBox):
         self.state_selector.observe(self._on_state_selector_change, names="value")
         self.focus_selector.observe(self._on_focus_change, names="value")
 
-        toolbar = widgets.HBox(
-            [
-                self.state_selector,
-                self.run_button,
-                self.stop_button,
-                self.run_selected_button,
-                self.clear_cache_button,
-                self.progress,
-                self.progress_label,
-            ]
-        )
+        toolbar_items = [
+            self.state_selector,
+            self.run_button,
+            self.stop_button,
+            self.run_selected_button,
+            self.clear_cache_button,
+            self.progress,
+            self.progress_label,
+        ]
+        if _dask_client_available():  # offer the cluster only when one is connected
+            toolbar_items.insert(1, self.executor_selector)
+        toolbar = widgets.HBox(toolbar_items)
         self._form_box = widgets.VBox([self.input_form])
         body = widgets.HBox(
             [
@@ -379,13 +428,17 @@ class DagExplorer(widgets.VBox):
 
     def _style_button(self, button: widgets.Button, name: str) -> None:
         status = self.statuses.get(name, "pending")
-        for cls in list(button._dom_classes):
-            if cls.startswith("germinate-status-") and cls != f"germinate-status-{status}":
-                button.remove_class(cls)
-        if f"germinate-status-{status}" not in button._dom_classes:
-            button.add_class(f"germinate-status-{status}")
-        button.style.button_color = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
-        button.layout.border = "2px solid #0969da" if name == self.selected else ""
+        # one message per trait that really changes: these run for every task event
+        classes = tuple(c for c in button._dom_classes if not c.startswith("germinate-status-"))
+        classes += (f"germinate-status-{status}",)
+        if button._dom_classes != classes:
+            button._dom_classes = classes
+        color = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
+        if button.style.button_color != color:
+            button.style.button_color = color
+        border = "2px solid #0969da" if name == self.selected else ""
+        if (button.layout.border or "") != border:
+            button.layout.border = border
 
     def redraw(self) -> None:
         """Draw the DAG picture now."""
@@ -521,6 +574,7 @@ class DagExplorer(widgets.VBox):
                     reuse=self.reuse,
                     max_workers=self.max_workers,
                     targets=targets,
+                    executor=None if self.executor_selector.value == "local" else "dask",
                 )
             except DagValidationError as err:
                 self._run_done.set()
@@ -536,7 +590,6 @@ class DagExplorer(widgets.VBox):
                 self._run_done.set()
                 raise
             self._sync_buttons()
-        self._start_redraw_loop()
 
     @_guard
     def _on_stop_button_click(self, _button: Any = None) -> None:
@@ -561,22 +614,36 @@ class DagExplorer(widgets.VBox):
     # -- live run -----------------------------------------------------------------------------
 
     def _on_run_event(self, result: RunResult, task_run: TaskRun | None) -> None:
+        """Record a run event; the widgets follow in the UI loop (the run never waits on them)."""
         if task_run is None:  # run start: everything in the run is pending again
-            for name in result.task_runs:
-                self.statuses[name] = TaskStatus.PENDING.value
-                if name in self._buttons:
-                    self._style_button(self._buttons[name], name)
-            self.last_result = result
-            self._update_progress()
+            with self._lock:
+                for name in result.task_runs:
+                    self.statuses[name] = TaskStatus.PENDING.value
+                self._changed.update(result.task_runs)
+                self.last_result = result
+            self._start_ui_loop()
             return
         self.statuses[task_run.name] = task_run.status.value
-        if task_run.name in self._buttons:
-            self._style_button(self._buttons[task_run.name], task_run.name)
-        self._update_progress()
+        self._changed.add(task_run.name)
         self._dirty = True
+
+    def _apply_changes(self) -> None:
+        """Restyle the task buttons that changed and move the progress bar."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        for name in changed:
+            if name in self._buttons:
+                self._style_button(self._buttons[name], name)
+        if changed:
+            self._update_progress()
 
     def _on_run_end(self, result: RunResult) -> None:
         try:
+            with self._lock:
+                if self._live is not None:
+                    self._live.set()
+                    self._live = None
+                self._changed.clear()
             self.last_result = result
             for name, tr in result.task_runs.items():
                 self.statuses[name] = tr.status.value
@@ -614,17 +681,30 @@ class DagExplorer(widgets.VBox):
         self.progress.value = done
         self.progress_label.value = f"{done}/{total} tasks"
 
-    def _start_redraw_loop(self) -> None:
-        def loop() -> None:
-            while not self._run_done.wait(REDRAW_INTERVAL):
-                if self._dirty:
-                    self._dirty = False
-                    try:
-                        self.redraw()
-                    except Exception as err:
-                        _report(err)
+    def _start_ui_loop(self) -> None:
+        """Follow a run: buttons and progress every 0.1 s, the picture every 0.3 s at most."""
+        live = threading.Event()
+        with self._lock:
+            if self._live is not None:
+                self._live.set()  # a newer run: retire the loop of the previous one
+            self._live = live
 
-        threading.Thread(target=loop, name="germinate-redraw", daemon=True).start()
+        def loop() -> None:
+            last_draw, gap = 0.0, REDRAW_INTERVAL
+            while not live.wait(BUTTON_INTERVAL) and not _SHUTTING_DOWN.is_set():
+                try:
+                    self._apply_changes()
+                    now = time.monotonic()
+                    if self._dirty and now - last_draw >= gap:
+                        self._dirty = False
+                        self.redraw()
+                        last_draw = time.monotonic()
+                        # drawing holds the GIL: keep it under a third of the run's time
+                        gap = max(REDRAW_INTERVAL, 3 * (last_draw - now))
+                except Exception as err:
+                    _report(err)
+
+        _spawn(loop, "germinate-ui")
 
     def wait(self, timeout: float | None = None) -> RunResult | None:
         """Block until the current run (if any) has ended and the explorer shows it."""
@@ -644,10 +724,7 @@ class DagExplorer(widgets.VBox):
         with self._lock:
             if self._refresh_timer is not None:
                 return
-            timer = threading.Timer(delay, self._timed_refresh)
-            timer.daemon = True
-            self._refresh_timer = timer
-            timer.start()
+            self._refresh_timer = _spawn(self._timed_refresh, "germinate-refresh", delay)
 
     def _timed_refresh(self) -> None:
         with self._lock:
@@ -662,10 +739,19 @@ class DagExplorer(widgets.VBox):
 
     def close(self) -> None:
         """Stop listening to the registry and its runs, and close the widgets."""
-        self._unsubscribe()
-        if self._observer in self.registry.run_observers:
-            self.registry.run_observers.remove(self._observer)
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+        observer = getattr(self, "_observer", None)
+        if observer is not None and observer in self.registry.run_observers:
+            self.registry.run_observers.remove(observer)
         super().close()
+
+
+def _dask_client_available() -> bool:
+    from germinate_nb.execution.dask import DaskExecutor
+
+    return DaskExecutor.available()
 
 
 def _subscribe(explorer: DagExplorer) -> Any:

@@ -100,17 +100,18 @@ def test_repr_follows_seed_format():
 def test_task_without_state_is_hashable():
     a, b = make("a", "b")
     assert len({a, b}) == 2
-    assert hash(a) == hash(".a")
+    assert {a: 1}[a] == 1
 
 
-def test_task_with_state_hash_uses_state_and_name():
-    s = State("s")
+def test_task_graph_survives_pickling():
+    import pickle
 
-    @s.task()
-    def tokenize(input: Query) -> Tokens:
-        return Tokens(tokens=input.text.split())
-
-    assert hash(tokenize) == hash("s.tokenize")
+    a, b, c = make("a", "b", "c")
+    a >> [b, c]
+    b2 = pickle.loads(pickle.dumps(b))
+    (a2,) = b2.parents
+    assert a2.name == "a" and sorted(t.name for t in a2.children) == ["b", "c"]
+    assert b2 in a2.children
 
 
 def test_call_delegates_to_function():

@@ -333,7 +333,7 @@ def test_async_tasks_share_one_loop_in_blocking_run():
     [
         ({"strategy": "fast"}, "strategy must be 'dependencies' or 'phases', got 'fast'"),
         ({"max_workers": 0}, "max_workers must be a positive int or None, got 0"),
-        ({"executor": "spark"}, "executor='spark' is not available"),
+        ({"executor": "spark"}, "executor='spark' is not known"),
     ],
 )
 def test_bad_options_are_refused(design, options, message):
