@@ -18,3 +18,23 @@ def fresh_registry():
     previous = TaskRegistry.set_default(registry)
     yield registry
     TaskRegistry.set_default(previous)
+
+
+@pytest.fixture
+def design():
+    """tokenize -> count, the smallest two-task state."""
+    from germinate_nb import State
+    from tests.resources.models import C, Q, T
+
+    s = State("design")
+
+    @s.task()
+    def tokenize(input: Q) -> T:
+        return T(tokens=input.text.split())
+
+    @s.task()
+    def count(input: T) -> C:
+        return C(n=len(input.tokens))
+
+    tokenize >> count
+    return s

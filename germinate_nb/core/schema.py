@@ -61,7 +61,7 @@ def get_io_schemas(
     name = task or getattr(func, "__name__", repr(func))
     param = input_parameter(func)
     try:
-        hints = typing.get_type_hints(func)
+        hints = _type_hints(func)
     except Exception as err:
         msg = (
             f"cannot resolve the annotations of task '{name}': {type(err).__name__}: {err}. "
@@ -98,6 +98,28 @@ def get_io_schemas(
             raise DeclarationError(msg, task=name)
         input_schema = annotation
     return input_schema, output
+
+
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    """``get_type_hints``, retried with the declaring scope's locals for string annotations.
+
+    With ``from __future__ import annotations``, a model defined inside a function is only a
+    name; the scope that applies the decorator (the first frame outside germinate_nb) has it.
+    """
+    try:
+        return typing.get_type_hints(func)
+    except NameError:
+        frame = inspect.currentframe()
+        while frame is not None and frame.f_globals.get("__name__", "").startswith(
+            "germinate_nb"
+        ):
+            frame = frame.f_back
+        if frame is None:
+            raise
+        try:
+            return typing.get_type_hints(func, localns=dict(frame.f_locals))
+        finally:
+            del frame
 
 
 def input_parameter(func: Callable[..., Any]) -> str | None:

@@ -256,3 +256,11 @@ def test_clear_removes_tasks(fresh_registry):
 
     s.clear()
     assert len(s) == 0 and fresh_registry.executors() == {}
+
+
+def test_string_annotations_resolve_in_the_declaring_scope():
+    from tests.resources.future_annotations import build
+
+    state, local = build()
+    ex = state.get("t").executor
+    assert ex.input_schema is local and ex.output_schema is local

@@ -5,7 +5,7 @@ import pytest
 from pydantic import BaseModel
 
 from germinate_nb import DagExplorer, GerminateError, State, TaskRegistry, Workflow, explore
-from tests.execution.conftest import C, Q, T, X
+from tests.resources.models import C, T, X
 
 
 def status_classes(button):
@@ -14,22 +14,6 @@ def status_classes(button):
 
 def buttons(explorer):
     return explorer._buttons
-
-
-@pytest.fixture
-def design():
-    s = State("design")
-
-    @s.task()
-    def tokenize(input: Q) -> T:
-        return T(tokens=input.text.split())
-
-    @s.task()
-    def count(input: T) -> C:
-        return C(n=len(input.tokens))
-
-    tokenize >> count
-    return s
 
 
 def test_explore_builds_the_parts(design):
