@@ -110,9 +110,7 @@ def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
         return typing.get_type_hints(func)
     except NameError:
         frame = inspect.currentframe()
-        while frame is not None and frame.f_globals.get("__name__", "").startswith(
-            "germinate_nb"
-        ):
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("germinate_nb"):
             frame = frame.f_back
         if frame is None:
             raise

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["CacheEntry", "clear_cache", "input_hash"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CacheEntry:
     """The last successful run of a task: its code fingerprint, its input and its output.
 

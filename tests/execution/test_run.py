@@ -401,3 +401,13 @@ def test_task_without_input_parameter():
 def test_last_result_is_recorded(design, fresh_registry):
     result = run(design, {"text": "a"})
     assert fresh_registry.last_results["design"] is result
+
+
+def test_gc_threshold_is_raised_during_a_run_and_restored(design):
+    import gc
+
+    before = gc.get_threshold()
+    seen = []
+    run(design, {"text": "a"}, observers=[lambda ev, res, tr: seen.append(gc.get_threshold()[0])])
+    assert gc.get_threshold() == before
+    assert set(seen) == {max(before[0], 50_000)}
