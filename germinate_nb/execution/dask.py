@@ -68,11 +68,17 @@ def _deps_for(run_id: str) -> DependencyCache:
         return cache
 
 
-def run_remote(payload: bytes, *parent_outcomes: Outcome) -> Outcome:
-    """Run one task on a worker; never raises (the outcome carries any error)."""
+def load_specs(payload: bytes) -> dict[str, RemoteTask]:
+    """Unpickle a run's task specs: one Dask task, so each worker unpickles them once."""
     import cloudpickle
 
-    spec: RemoteTask = cloudpickle.loads(payload)
+    specs: dict[str, RemoteTask] = cloudpickle.loads(payload)
+    return specs
+
+
+def run_remote(name: str, specs: dict[str, RemoteTask], *parent_outcomes: Outcome) -> Outcome:
+    """Run one task on a worker; never raises (the outcome carries any error)."""
+    spec = specs[name]
     for parent, outcome in zip(spec.parents, parent_outcomes, strict=True):
         if outcome[0] not in ("ok", "cached"):
             return ("skipped", parent, 0.0, None, None)
@@ -159,8 +165,9 @@ class DaskExecutor:
         run_id = uuid.uuid4().hex[:12]
         names = [t.name for t in run.tasks]
         keys = {name: f"germinate-{run.name}-{name}-{run_id}" for name in names}
+        specs_key = f"germinate-{run.name}-specs-{run_id}"
         graph: dict[str, Any] = {}
-        unsent: dict[str, TaskError] = {}
+        specs: dict[str, RemoteTask] = {}
         for task in run.tasks:
             executor = task.executor
             assert executor is not None
@@ -172,7 +179,7 @@ class DaskExecutor:
                 from germinate_nb.execution import cache as reuse_cache
 
                 entry = reuse_cache.lookup(run.state.registry, run.name, task.name)
-            spec = RemoteTask(
+            specs[task.name] = RemoteTask(
                 name=task.name,
                 state=run.name,
                 executor=executor,
@@ -181,18 +188,11 @@ class DaskExecutor:
                 cached=entry,
                 run_id=run_id,
             )
-            try:
-                payload = cloudpickle.dumps(spec)
-            except Exception as err:
-                msg = (
-                    f"task '{task.name}' in state '{run.name}' cannot be sent to the Dask "
-                    f"workers: {type(err).__name__}: {err}. Keep objects such as locks, open "
-                    "files and clients out of the task's globals and defaults (make them in a "
-                    "Depends factory, which runs on the worker)."
-                )
-                unsent[task.name] = TaskError("PicklingError", msg, "")
-                continue
-            graph[keys[task.name]] = (run_remote, payload, *(keys[p] for p in spec.parents))
+        payload, unsent = self._pickle_specs(specs, run.name)
+        if specs:
+            graph[specs_key] = (load_specs, payload)
+        for name, spec in specs.items():
+            graph[keys[name]] = (run_remote, name, specs_key, *(keys[p] for p in spec.parents))
         # tasks downstream of an unsent task cannot be in the graph either
         for name in names:
             if name in unsent or name not in graph:
@@ -212,6 +212,30 @@ class DaskExecutor:
                 self.client.cancel(list(run.futures.values()))
             run.futures.clear()  # release the results held on the cluster
             del futures
+
+    def _pickle_specs(
+        self, specs: dict[str, RemoteTask], state: str
+    ) -> tuple[bytes, dict[str, TaskError]]:
+        """Pickle all specs at once; on failure find the tasks that cannot travel, drop them."""
+        cloudpickle = self._cloudpickle
+        unsent: dict[str, TaskError] = {}
+        try:
+            return cloudpickle.dumps(specs), unsent
+        except Exception:
+            pass
+        for name, spec in list(specs.items()):
+            try:
+                cloudpickle.dumps(spec)
+            except Exception as err:
+                msg = (
+                    f"task '{name}' in state '{state}' cannot be sent to the Dask workers: "
+                    f"{type(err).__name__}: {err}. Keep objects such as locks, open files and "
+                    "clients out of the task's globals and defaults (make them in a Depends "
+                    "factory, which runs on the worker)."
+                )
+                unsent[name] = TaskError("PicklingError", msg, "")
+                del specs[name]
+        return cloudpickle.dumps(specs), unsent
 
     # the explorer asks whether a cluster is at hand without importing dask itself
     @staticmethod
