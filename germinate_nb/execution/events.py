@@ -61,6 +61,13 @@ class FunctionObserver:
         self.fn("run_end", result, None)
 
 
+def as_observers(observers: Iterable[Any] | Any) -> list[Any]:
+    """A list of observers, also from one observer (or function) passed without a list."""
+    if callable(observers) or any(hasattr(observers, name) for name in EVENTS):
+        return [observers]
+    return list(observers)
+
+
 class Dispatcher:
     """Calls observers in order, one event at a time, containing their exceptions."""
 

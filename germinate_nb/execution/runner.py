@@ -23,7 +23,7 @@ from germinate_nb.core.task import TaskDefinition
 from germinate_nb.errors import DagValidationError, GerminateError
 from germinate_nb.execution import cache as reuse_cache
 from germinate_nb.execution.dataflow import build_input, merge_outputs, run_input_dict
-from germinate_nb.execution.events import Dispatcher
+from germinate_nb.execution.events import Dispatcher, as_observers
 from germinate_nb.execution.local import (
     DEFAULT_MAX_WORKERS,
     LoopThread,
@@ -169,7 +169,9 @@ class _Run:
         self.tasks, self.by_name, self.parents, self.children = _structure(state, targets)
         self._check()
         self.result = RunResult(state.name, {t.name: TaskRun(t.name) for t in self.tasks})
-        self.dispatcher = Dispatcher([*observers, *state.registry.run_observers], self.result)
+        self.dispatcher = Dispatcher(
+            [*as_observers(observers), *state.registry.run_observers], self.result
+        )
         self.waiting = {name: len(ps) for name, ps in self.parents.items()}
         self.dumps: dict[str, dict[str, Any]] = {}
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()

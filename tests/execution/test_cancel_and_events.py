@@ -249,3 +249,17 @@ def test_depends_resolved_once_per_run_and_shared():
     assert len(made) == 1 and got[0] is got[1]
     run(s, {"x": 1})
     assert len(made) == 2 and got[2] is not got[0]
+
+
+def test_a_single_observer_without_a_list_is_accepted():
+    s = State("single")
+
+    @s.task()
+    def a(input: X) -> X:
+        return input
+
+    seen = []
+    run(s, {"x": 1}, observers=lambda ev, res, tr: seen.append(ev))
+    rec = Recorder()
+    run(s, {"x": 1}, observers=rec)
+    assert seen[0] == "run_start" and rec.events[-1][0] == "run_end"
