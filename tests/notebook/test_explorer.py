@@ -55,8 +55,10 @@ def test_run_button_runs_in_background_and_updates_live():
     t0 = time.perf_counter()
     ex.run_button.click()
     assert time.perf_counter() - t0 < 0.5
-    time.sleep(0.3)
-    assert status_classes(buttons(ex)["first"]) == ["germinate-status-running"]
+    deadline = time.perf_counter() + 0.9  # the task takes 1 s
+    while status_classes(buttons(ex)["first"]) != ["germinate-status-running"]:
+        assert time.perf_counter() < deadline, status_classes(buttons(ex)["first"])
+        time.sleep(0.02)
     assert ex.run_button.disabled and not ex.stop_button.disabled
     result = ex.wait(10)
     assert result is ex.last_result and result.ok
