@@ -737,6 +737,21 @@ class DagExplorer(widgets.VBox):
         except Exception as err:
             _report(err)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """Display; an explorer shown earlier by the same notebook cell is closed.
+
+        Re-running ``explore(state)`` replaces the cell's output, but the old widget would
+        otherwise live on in the kernel and keep following (and drawing) every run.
+        """
+        cell = _current_cell_id()
+        if cell is not None:
+            previous = _BY_CELL.get(cell)
+            old = previous() if previous is not None else None
+            if old is not None and old is not self:
+                old.close()
+            _BY_CELL[cell] = weakref.ref(self)
+        return super()._repr_mimebundle_(**kwargs)
+
     def close(self) -> None:
         """Stop listening to the registry and its runs, and close the widgets."""
         unsubscribe = getattr(self, "_unsubscribe", None)
@@ -746,6 +761,22 @@ class DagExplorer(widgets.VBox):
         if observer is not None and observer in self.registry.run_observers:
             self.registry.run_observers.remove(observer)
         super().close()
+
+
+_BY_CELL: dict[str, weakref.ref[DagExplorer]] = {}
+
+
+def _current_cell_id() -> str | None:
+    """The id of the notebook cell being executed (JupyterLab and Notebook 7 send it)."""
+    try:
+        from IPython import get_ipython  # type: ignore[attr-defined]
+
+        kernel = getattr(get_ipython(), "kernel", None)
+        parent = kernel.get_parent() if kernel is not None else None
+        cell = (parent or {}).get("metadata", {}).get("cellId")
+    except Exception:
+        return None
+    return cell if isinstance(cell, str) and cell else None
 
 
 def _dask_client_available() -> bool:

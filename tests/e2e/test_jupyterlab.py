@@ -135,6 +135,8 @@ def test_magic_cell_after_explorer_updates_it_in_place(page, lab, tmp_path):
             MODELS + "s = State('live')\n@s.task()\ndef first(input: X) -> X:\n    return input",
             "explore(s)",
             "%%germinate_task second --state live --after first --output X\nX(x=input.x + 1)",
+            "from germinate_nb import TaskRegistry\n"
+            "print('observers:', len(TaskRegistry.default().run_observers))",
         ],
     )
     open_notebook(page, lab, name)
@@ -145,3 +147,13 @@ def test_magic_cell_after_explorer_updates_it_in_place(page, lab, tmp_path):
     click_explorer_button(page, "Run")
     wait_for_statuses(page, {"first": "succeeded", "second": "succeeded"})
     page.locator(".germinate-explorer").first.screenshot(path=tmp_path / "live.png")
+    # re-running the explorer's cell replaces it: the old explorer stops following runs
+    page.locator(".jp-CodeCell").nth(1).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_timeout(1500)
+    last = page.locator(".jp-CodeCell").nth(3)
+    last.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+    last.locator(".jp-InputArea-prompt", has_text="[6]").wait_for(timeout=30_000)
+    assert "observers: 1" in last.locator(".jp-OutputArea").inner_text()
+    assert page.locator(".germinate-explorer").count() == 1

@@ -403,3 +403,19 @@ def test_closed_explorer_stops_observing(design, fresh_registry):
     assert len(fresh_registry.run_observers) == 1
     ex.close()
     assert fresh_registry.run_observers == []
+
+
+def test_redisplay_from_the_same_cell_closes_the_previous_explorer(
+    design, fresh_registry, monkeypatch
+):
+    monkeypatch.setattr("germinate_nb.notebook.explorer._current_cell_id", lambda: "cell-1")
+    first = explore(design)
+    first._repr_mimebundle_()
+    second = explore(design)
+    second._repr_mimebundle_()
+    assert first.comm is None and second.comm is not None
+    assert fresh_registry.run_observers == [second._observer]
+    monkeypatch.setattr("germinate_nb.notebook.explorer._current_cell_id", lambda: "cell-2")
+    third = explore(design)
+    third._repr_mimebundle_()
+    assert second.comm is not None and len(fresh_registry.run_observers) == 2
