@@ -47,7 +47,7 @@ class TaskStatus(str, Enum):
         return self in (TaskStatus.SUCCEEDED, TaskStatus.CACHED)
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskError:
     """An exception a task raised (or met while its input or output was validated)."""
 
@@ -59,7 +59,7 @@ class TaskError:
         return f"{self.type}: {self.message}" if self.type else self.message
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskRun:
     """One task's part of a run."""
 

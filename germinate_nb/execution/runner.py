@@ -22,6 +22,7 @@ from germinate_nb.core.state import State
 from germinate_nb.core.task import TaskDefinition
 from germinate_nb.errors import DagValidationError, GerminateError
 from germinate_nb.execution import cache as reuse_cache
+from germinate_nb.execution.cache import CacheEntry
 from germinate_nb.execution.dataflow import build_input, merge_outputs, run_input_dict
 from germinate_nb.execution.events import Dispatcher, as_observers
 from germinate_nb.execution.local import (
@@ -183,6 +184,7 @@ class _Run:
         self.cancel_requested = False
         self.cancelled = False
         self.deps = DependencyCache()
+        self._cache = state.registry.cache
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._sync_in_flight = 0
@@ -333,12 +335,8 @@ class _Run:
             run.output = value
             executor = self.by_name[name].executor
             assert executor is not None
-            reuse_cache.store(
-                self.state.registry,
-                self.name,
-                name,
-                reuse_cache.CacheEntry(executor.fingerprint, run.input, value),
-            )
+            # one entry per task (memory stays bounded): reusable by a later reuse=True run
+            self._cache[(self.name, name)] = CacheEntry(executor.fingerprint, run.input, value)
             self.dispatcher.emit("on_task_end", run)
             self._released(name, value)
         else:
