@@ -27,6 +27,13 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+_TEXT_KINDS: dict[Any, tuple[str, str]] = {
+    int: ("int", "an integer"),
+    float: ("float", "a number"),
+    str: ("str", ""),
+}
+
+
 class _Field:
     """One form row: the widget, how to read it, and where its error goes."""
 
@@ -43,26 +50,13 @@ class _Field:
         if base is bool:
             self.kind = "bool"
             self.widget: widgets.Widget = widgets.Checkbox(value=bool(value), indent=True, **common)
-        elif base is int:
-            self.kind = "int"
+        elif base in _TEXT_KINDS:
+            self.kind, placeholder = _TEXT_KINDS[base]
             self.widget = widgets.Text(
                 value="" if value is None else str(value),
                 layout=layout,
-                placeholder="an integer",
+                placeholder=placeholder,
                 **common,
-            )
-        elif base is float:
-            self.kind = "float"
-            self.widget = widgets.Text(
-                value="" if value is None else str(value),
-                layout=layout,
-                placeholder="a number",
-                **common,
-            )
-        elif base is str:
-            self.kind = "str"
-            self.widget = widgets.Text(
-                value="" if value is None else str(value), layout=layout, **common
             )
         elif typing.get_origin(base) is typing.Literal or (
             isinstance(base, type) and issubclass(base, enum.Enum)
