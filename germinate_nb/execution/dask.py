@@ -298,7 +298,10 @@ class _Driver:
             run._released(name, value)
         elif kind in ("ok", "error"):
             run._complete(name, (kind, value, seconds))
-        # "skipped": the failed parent already skipped this task
+        elif tr.status is TaskStatus.RUNNING:  # "skipped" where this side saw the parent succeed
+            msg = f"task '{name}' was not run on the cluster: its parent '{value}' did not succeed"
+            run._complete(name, ("error", TaskError("RuntimeError", msg, ""), 0.0))
+        # otherwise "skipped" needs nothing: the failed parent already skipped this task
 
     def loop(self) -> None:
         from germinate_nb.execution.runner import WAKE
