@@ -1,8 +1,7 @@
-"""Reuse: task fingerprints, input hashes and the last successful result of each task."""
+"""Reuse: the last successful result of each task, matched by code fingerprint and input."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +12,7 @@ from germinate_nb.core.registry import TaskRegistry
 if TYPE_CHECKING:
     from germinate_nb.core.state import State
 
-__all__ = ["CacheEntry", "clear_cache", "input_hash"]
+__all__ = ["CacheEntry", "clear_cache", "lookup", "store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +37,6 @@ class CacheEntry:
             return type(input) is type(self.input) and bool(input == self.input)
         except Exception:  # a field type whose == raises: never reuse
             return False
-
-
-def input_hash(value: BaseModel | None) -> str | None:
-    """Stable hash of a task input, or None when it cannot be serialised."""
-    if value is None:
-        return "-"
-    try:
-        text = value.model_dump_json()
-    except Exception:
-        return None
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def lookup(registry: TaskRegistry, state: str, task: str) -> CacheEntry | None:

@@ -184,7 +184,6 @@ class _Run:
         self.cancel_requested = False
         self.cancelled = False
         self.deps = DependencyCache()
-        self._cache = state.registry.cache
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._sync_in_flight = 0
@@ -335,8 +334,8 @@ class _Run:
             run.output = value
             executor = self.by_name[name].executor
             assert executor is not None
-            # one entry per task (memory stays bounded): reusable by a later reuse=True run
-            self._cache[(self.name, name)] = CacheEntry(executor.fingerprint, run.input, value)
+            entry = CacheEntry(executor.fingerprint, run.input, value)
+            reuse_cache.store(self.state.registry, self.name, name, entry)
             self.dispatcher.emit("on_task_end", run)
             self._released(name, value)
         else:
