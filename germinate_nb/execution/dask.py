@@ -193,12 +193,13 @@ class DaskExecutor:
             graph[specs_key] = (load_specs, payload)
         for name, spec in specs.items():
             graph[keys[name]] = (run_remote, name, specs_key, *(keys[p] for p in spec.parents))
-        # tasks downstream of an unsent task cannot be in the graph either
-        for name in names:
-            if name in unsent or name not in graph:
-                continue
-            if any(keys[p] not in graph for p in run.parents[name]):
-                del graph[keys[name]]
+        # every descendant of an unsent task stays out of the graph (declaration order is not
+        # topological, so walk the children rather than the task list)
+        stack = [c for name in unsent for c in run.children[name]]
+        while stack:
+            name = stack.pop()
+            if graph.pop(keys[name], None) is not None:
+                stack.extend(run.children[name])
         sent = [n for n in names if keys[n] in graph]
         done: queue.SimpleQueue[Any] = run.queue
         futures = self.client.get(graph, [keys[n] for n in sent], sync=False) if sent else []
@@ -206,7 +207,7 @@ class DaskExecutor:
             run.futures[name] = fut
             fut.add_done_callback(lambda f, name=name: done.put((name, f)))
         try:
-            _Driver(run, unsent, set(sent)).loop()
+            _Driver(run, unsent).loop()
         finally:
             if run.cancel_requested:
                 self.client.cancel(list(run.futures.values()))
@@ -253,10 +254,9 @@ class DaskExecutor:
 class _Driver:
     """Applies outcomes in dependency order with the local engine's status logic."""
 
-    def __init__(self, run: _Run, unsent: dict[str, TaskError], sent: set[str]) -> None:
+    def __init__(self, run: _Run, unsent: dict[str, TaskError]) -> None:
         self.run = run
         self.unsent = unsent
-        self.sent = sent
         self.outcomes: dict[str, Outcome] = {}
 
     def _start(self, name: str) -> None:

@@ -178,6 +178,32 @@ def test_unpicklable_task_fails_naming_task_and_object(client):
     assert result.task_runs["fine"].status is TaskStatus.SUCCEEDED
 
 
+def test_descendants_of_unpicklable_task_declared_before_it_are_skipped(client):
+    s = State("unpicklable_order")
+    lock = threading.Lock()
+
+    @s.task(namespace="unpicklable_order")
+    def grandchild(input: X) -> X:
+        return input
+
+    @s.task(namespace="unpicklable_order")
+    def child(input: X) -> X:
+        return input
+
+    @s.task(namespace="unpicklable_order")
+    def root(input: X) -> X:
+        with lock:
+            return input
+
+    root >> child >> grandchild
+    result = run(s, {"x": 1}, executor=DaskExecutor(client))
+    assert result.task_runs["root"].error.message.startswith(
+        "task 'root' in state 'unpicklable_order' cannot be sent to the Dask workers: "
+    )
+    assert result.task_runs["child"].skipped_because == "root"
+    assert result.task_runs["grandchild"].status is TaskStatus.SKIPPED
+
+
 def test_progress_events_stream_while_running(client):
     s = State("streaming")
 
