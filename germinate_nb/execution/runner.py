@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from germinate_nb.core.executor import DependencyCache
 from germinate_nb.core.state import State
 from germinate_nb.core.task import TaskDefinition
-from germinate_nb.errors import DagValidationError, GerminateError
+from germinate_nb.errors import GerminateError
 from germinate_nb.execution import cache as reuse_cache
 from germinate_nb.execution.cache import CacheEntry
 from germinate_nb.execution.dataflow import build_input, merge_outputs, run_input_dict
@@ -35,7 +35,7 @@ from germinate_nb.execution.local import (
     task_error,
 )
 from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
-from germinate_nb.graph.validate import validate
+from germinate_nb.graph.validate import problems_error, validate
 
 __all__ = ["RunHandle", "arun", "run", "start_run"]
 
@@ -209,13 +209,8 @@ class _Run:
             names = {t.name for t in self.tasks}
             problems = [p for p in problems if p.kind == "cycle" or names & set(p.tasks)]
         if problems:
-            lines = "\n".join(f"- {p.message}" for p in problems)
-            n = len(problems)
-            msg = (
-                f"state '{self.name}' cannot run, it has {n} problem{'s' if n > 1 else ''}:\n"
-                f"{lines}"
-            )
-            raise DagValidationError(msg, problems=problems)
+            lead = f"state '{self.name}' cannot run, it has"
+            raise problems_error(lead, problems)
 
     # -- the schedule -------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from germinate_nb.core.task import TaskDefinition
 from germinate_nb.errors import DagValidationError, UnknownTaskError
 from germinate_nb.graph.phases import find_cycles, format_cycle
 
-__all__ = ["Problem", "validate"]
+__all__ = ["Problem", "problems_error", "validate"]
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,17 @@ def validate(state: State, *, input: Any = None, raise_on_error: bool = False) -
         problems = _find_problems(state, input_keys)
         state._validation_cache = (signature, tuple(problems))
     if raise_on_error and problems:
-        lines = "\n".join(f"- {p.message}" for p in problems)
-        n = len(problems)
-        msg = f"state '{state.name}' has {n} problem{'s' if n > 1 else ''}:\n{lines}"
-        raise DagValidationError(msg, problems=problems)
+        lead = f"state '{state.name}' has"
+        raise problems_error(lead, problems)
     return problems
+
+
+def problems_error(lead: str, problems: list[Problem]) -> DagValidationError:
+    """One error holding every problem: ``<lead> N problems:`` then one ``- message`` per line."""
+    n = len(problems)
+    lines = "\n".join(f"- {p.message}" for p in problems)
+    msg = f"{lead} {n} problem{'s' if n > 1 else ''}:\n{lines}"
+    return DagValidationError(msg, problems=problems)
 
 
 def _find_problems(state: State, input_keys: dict[str, Any] | None) -> list[Problem]:
