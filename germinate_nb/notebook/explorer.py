@@ -369,15 +369,17 @@ class DagExplorer(widgets.VBox):
                 self.run_button.disabled = True
                 return
             self.problems = state.validate()
-            roots = [
-                t.executor.input_schema
-                for t in state.tasks
-                if t.executor is not None
-                and t.executor.input_schema is not None
-                and t.executor.input_schema is not MergedInput
-                and not any(p.state is state for p in t.parents)
-            ]
-            if [m for m in roots] != self.input_form.models:
+            roots = list(  # each model once, as the form keeps them
+                dict.fromkeys(
+                    t.executor.input_schema
+                    for t in state.tasks
+                    if t.executor is not None
+                    and t.executor.input_schema is not None
+                    and t.executor.input_schema is not MergedInput
+                    and not any(p.state is state for p in t.parents)
+                )
+            )
+            if roots != self.input_form.models:
                 previous = self.input_form.value
                 self.input_form = InputForm(roots)
                 for key, value in previous.items():

@@ -419,3 +419,21 @@ def test_redisplay_from_the_same_cell_closes_the_previous_explorer(
     third = explore(design)
     third._repr_mimebundle_()
     assert second.comm is not None and len(fresh_registry.run_observers) == 2
+
+
+def test_refresh_keeps_the_form_when_roots_share_a_model():
+    s = State("shared_roots")
+
+    @s.task()
+    def a(input: X) -> X:
+        return input
+
+    @s.task()
+    def b(input: X) -> X:
+        return input
+
+    ex = explore(s)
+    form = ex.input_form
+    form.set(x=7)
+    ex.refresh()
+    assert ex.input_form is form and form.value == {"x": 7}
