@@ -362,7 +362,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
-    from germinate_nb.render.export import export_state, format_for_path
+    from germinate_nb.render.export import export_state, format_for_path, write_export
 
     try:
         fmt = format_for_path(args.output)
@@ -371,11 +371,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     output = Path(args.output).resolve()
     load_notebook(args.notebook)
     state = _pick_state(args.state)
-    data = export_state(state, fmt)
-    if isinstance(data, bytes):
-        output.write_bytes(data)
-    else:
-        output.write_text(data)
+    write_export(export_state(state, fmt), output)
     sys.stderr.write(f"wrote {fmt} of state '{state.name}' to {args.output}\n")
     return EXIT_OK
 

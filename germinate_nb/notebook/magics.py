@@ -278,9 +278,7 @@ class GerminateMagics(Magics):
 
         data = export.export_state(state, args.format)
         if args.output:
-            mode = "wb" if isinstance(data, bytes) else "w"
-            with open(args.output, mode) as fh:
-                fh.write(data)
+            export.write_export(data, args.output)
             return Line(f"✓ wrote {args.format} of state '{state.name}' to {args.output}")
         return _displayable(data, args.format)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from germinate_nb.core.state import State
 from germinate_nb.render.text import to_dot, to_mermaid
 
-__all__ = ["FORMATS", "export_state", "format_for_path"]
+__all__ = ["FORMATS", "export_state", "format_for_path", "write_export"]
 
 FORMATS = {
     "png": "png",
@@ -42,3 +44,12 @@ def format_for_path(path: str) -> str:
         msg = f"cannot tell the format of '{path}' from its suffix: use .png, .svg, .dot or .mmd."
         raise ValueError(msg)
     return FORMATS[suffix]
+
+
+def write_export(data: str | bytes, path: str | Path) -> None:
+    """Write what :func:`export_state` returned (png bytes, or text) to ``path``."""
+    target = Path(path)
+    if isinstance(data, bytes):
+        target.write_bytes(data)
+    else:
+        target.write_text(data, encoding="utf-8")
