@@ -25,7 +25,7 @@ import time
 from pydantic import BaseModel
 
 from germinate_nb import State, TaskExecutor, run, use_registry
-from germinate_nb.execution.runner import _gc_relaxed
+from germinate_nb.execution.gc_tuning import gc_relaxed as _gc_relaxed
 
 
 class Payload(BaseModel):

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from germinate_nb.core.executor import BaseTaskExecutor, Depends, TaskExecutor, resolve_dependencies
 from germinate_nb.core.registry import TaskKey, TaskRegistry, use_registry
 from germinate_nb.core.schema import get_io_schemas
+from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import Condition, State, Transition, task_decorator_factory
 from germinate_nb.core.task import TaskDefinition
+from germinate_nb.core.validate import Problem, validate
 from germinate_nb.core.workflow import Workflow
 from germinate_nb.errors import (
     DagCycleError,
@@ -23,39 +25,47 @@ from germinate_nb.errors import (
     RegistryCollisionError,
     RunFailedError,
     SchemaMismatchError,
+    TaskCancelledError,
     TaskInputError,
     TaskOutputError,
     UnknownTaskError,
     WorkflowLimitError,
 )
+from germinate_nb.execution.backend import Backend
 from germinate_nb.execution.cache import clear_cache
+from germinate_nb.execution.context import TaskContext, current_task
 from germinate_nb.execution.events import RunObserver
-from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
+from germinate_nb.execution.local import LocalBackend
+from germinate_nb.execution.result import RunResult, RunStatus, TaskRun, TaskStatus
 from germinate_nb.execution.runner import RunHandle, arun, run, start_run
+from germinate_nb.execution.schedule import Schedule
 from germinate_nb.execution.workflows import WorkflowResult, run_workflow
 from germinate_nb.graph.build import build_tasks_dag, is_dag
 from germinate_nb.graph.phases import topological_generations, toposort_tasks_phases
-from germinate_nb.graph.validate import Problem, validate
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from germinate_nb.execution.dask import DaskExecutor
+    from germinate_nb.execution.dask import DaskBackend, DaskExecutor
     from germinate_nb.notebook.entry import explore
     from germinate_nb.notebook.explorer import DagExplorer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backend",
     "BaseTaskExecutor",
     "Condition",
     "DagCycleError",
     "DagExplorer",
+    "DagSnapshot",
+    "DaskBackend",
     "DaskExecutor",
     "DagValidationError",
     "DeclarationError",
     "Depends",
     "GerminateError",
+    "LocalBackend",
     "MergeConflictError",
     "Problem",
     "RegistryCollisionError",
@@ -63,8 +73,12 @@ __all__ = [
     "RunHandle",
     "RunObserver",
     "RunResult",
+    "RunStatus",
+    "Schedule",
     "SchemaMismatchError",
     "State",
+    "TaskCancelledError",
+    "TaskContext",
     "TaskDefinition",
     "TaskExecutor",
     "TaskInputError",
@@ -82,6 +96,7 @@ __all__ = [
     "arun",
     "build_tasks_dag",
     "clear_cache",
+    "current_task",
     "explore",
     "get_io_schemas",
     "is_dag",
@@ -116,6 +131,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 _LAZY: dict[str, str] = {
     "explore": "germinate_nb.notebook.entry",
     "DagExplorer": "germinate_nb.notebook.explorer",
+    "DaskBackend": "germinate_nb.execution.dask",
     "DaskExecutor": "germinate_nb.execution.dask",
 }
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from germinate_nb.graph.validate import Problem
+    from germinate_nb.core.validate import Problem
 
 
 class GerminateError(Exception):
@@ -38,8 +38,8 @@ class UnknownTaskError(GerminateError, LookupError):
         self.name = name
 
 
-class DagCycleError(GerminateError, ValueError):
-    """The tasks of a state do not form a DAG."""
+class DagCycleError(GerminateError, ValueError, TypeError):
+    """The tasks of a state do not form a DAG (also a ``TypeError``, as the seed raised)."""
 
     def __init__(self, msg: str, *, cycle: Sequence[str] = (), state: str | None = None) -> None:
         super().__init__(msg)
@@ -105,3 +105,15 @@ class WorkflowLimitError(GerminateError, RuntimeError):
         super().__init__(msg)
         self.states = tuple(states)
         self.result = result
+
+
+class TaskCancelledError(GerminateError, RuntimeError):
+    """Raised inside a task by ``current_task().raise_if_cancelled()`` after a cancel."""
+
+    def __init__(self, msg: str, *, task: str = "") -> None:
+        super().__init__(msg)
+        self.task = task
+
+
+class ScheduleError(GerminateError, RuntimeError):
+    """A :class:`Schedule` was told something impossible (a bug in its caller)."""

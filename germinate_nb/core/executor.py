@@ -73,21 +73,30 @@ class Depends:
 
 
 class DependencyCache:
-    """Values of ``Depends`` factories for one run; thread-safe, each factory called once."""
+    """Values of ``Depends`` factories for one run; thread-safe, each factory called once.
+
+    A factory that raises is not remembered: the next task asking for it calls it again.
+    """
 
     def __init__(self) -> None:
         self._values: dict[Any, Any] = {}
+        self._locks: dict[Any, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, dep: Depends) -> Any:
         """Return the factory's value, calling it on first use."""
         key = dep.key
+        values = self._values
+        if key in values:
+            return values[key]
         with self._lock:
-            if key in self._values:
-                return self._values[key]
-        value = dep.resolve()
-        with self._lock:
-            return self._values.setdefault(key, value)
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one call per factory even when tasks on several threads ask at once
+            if key in values:
+                return values[key]
+            value = dep.resolve()
+            values[key] = value
+            return value
 
 
 def dependency_parameters(func: Callable[..., Any]) -> dict[str, Depends]:
@@ -97,6 +106,44 @@ def dependency_parameters(func: Callable[..., Any]) -> dict[str, Depends]:
     except (TypeError, ValueError):
         return {}
     return {n: p.default for n, p in params.items() if isinstance(p.default, Depends)}
+
+
+def input_parameter(func: Callable[..., Any]) -> str | None:
+    """Name of the parameter that receives the task input, or None.
+
+    The parameter called ``input``, else the first parameter that is not a ``Depends`` (the
+    seed passed the input positionally, whatever its name).
+    """
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = [
+        p.name
+        for p in params
+        if not isinstance(p.default, Depends)
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if "input" in names:
+        return "input"
+    return names[0] if names else None
+
+
+def _first_positional(func: Callable[..., Any], name: str) -> bool:
+    """Can ``name`` be passed as the first positional argument of ``func``?"""
+    try:
+        first = next(iter(inspect.signature(func).parameters.values()), None)
+    except (TypeError, ValueError):
+        return False
+    return (
+        first is not None
+        and first.name == name
+        and first.kind
+        in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    )
+
+
+_INFER: Any = object()
 
 
 def resolve_dependencies(
@@ -135,6 +182,9 @@ class TaskExecutor(BaseTaskExecutor):
         Registry namespace; ``registered_name`` is ``"<namespace>.<name>"``.
     source
         Source text used for display and fingerprints (defaults to the function's source).
+    input_param
+        The parameter that receives the task input: by default the one called ``input``, else
+        the first parameter that is not a ``Depends`` (None: the function takes no input).
     """
 
     def __init__(
@@ -146,18 +196,30 @@ class TaskExecutor(BaseTaskExecutor):
         output_schema: type[BaseModel] | None = None,
         namespace: str = "custom_tasks",
         source: str | None = None,
-        input_param: str | None = "input",
+        input_param: str | None = _INFER,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self.input_schema = input_schema
         self.output_schema = output_schema
         self.callable = callable
+        if input_param is _INFER:
+            input_param = input_parameter(callable)
         self.input_param = input_param
+        self._positional = input_param is not None and _first_positional(callable, input_param)
         self._source = source
         self._dependencies = dependency_parameters(callable)
+        self._direct = self._positional and not self._dependencies  # callable(input) will do
         self._is_async = inspect.iscoroutinefunction(callable)
         self._fingerprint: str | None = None
+        from germinate_nb.core.schema import is_plain_model  # schema imports this module
+
+        # plain-data input: the engine may key reuse on the input data (see is_plain_model)
+        self._plain_input = (
+            input_schema is not None
+            and input_schema is not BaseModel
+            and is_plain_model(input_schema)
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function, resolving its ``Depends`` parameters afresh."""
@@ -169,6 +231,8 @@ class TaskExecutor(BaseTaskExecutor):
     def invoke(self, input: BaseModel | None, cache: DependencyCache) -> Any:
         """Call the function the way the engine does: validated input plus this run's deps."""
         if not self._dependencies:
+            if self._positional:
+                return self.callable(input)
             if self.input_param is None:
                 return self.callable()
             return self.callable(**{self.input_param: input})
@@ -204,25 +268,57 @@ class TaskExecutor(BaseTaskExecutor):
 
     @property
     def fingerprint(self) -> str:
-        """Hash of the task's code, schemas and namespace (computed once)."""
+        """Hash of the task's code, schemas and namespace (computed once; never raises).
+
+        Made only of text that is the same in every process (source, JSON schemas, names), so
+        it survives a kernel restart: no object ids, addresses or hash-seeded orderings.
+        """
         if self._fingerprint is None:
-            parts = [self.namespace, self.name, self.source]
-            for schema in (self.input_schema, self.output_schema):
-                parts.append(_schema_text(schema))
-            digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "replace"))
-            self._fingerprint = digest.hexdigest()[:16]
+            try:
+                parts = [self.namespace, self.name, self.source]
+                for schema in (self.input_schema, self.output_schema):
+                    parts.append(_schema_text(schema))
+                digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "replace"))
+                self._fingerprint = digest.hexdigest()[:16]
+            except Exception:  # an exotic callable: a fingerprint that never matches another
+                self._fingerprint = f"unfingerprintable-{id(self):x}"
         return self._fingerprint
 
 
 def _function_source(func: Callable[..., Any]) -> str:
     func = inspect.unwrap(func)
+    code = getattr(func, "__code__", None)
+    if code is not None:
+        return _code_source(code)
     try:
         return inspect.getsource(func)
     except (OSError, TypeError):
-        code = getattr(func, "__code__", None)
-        if code is None:
-            return repr(func)
-        return f"<bytecode {hashlib.sha256(code.co_code).hexdigest()} {code.co_consts!r}>"
+        cls = type(func)
+        return f"<callable {cls.__module__}.{cls.__qualname__}>"
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_source(code: Any) -> str:
+    """The source of a function's code object (cached: many tasks share one function)."""
+    try:
+        return inspect.getsource(code)
+    except (OSError, TypeError):
+        return f"<bytecode {_code_digest(code)}>"
+
+
+def _code_digest(code: Any) -> str:
+    """A digest of bytecode, constants and names that is stable across processes."""
+    h = hashlib.sha256(code.co_code)
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            text = _code_digest(const)
+        elif isinstance(const, frozenset):  # its repr order follows the hash seed
+            text = repr(sorted(repr(c) for c in const))
+        else:
+            text = repr(const)
+        h.update(text.encode())
+    h.update(" ".join(code.co_names).encode())
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -10,10 +11,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from germinate_nb.core.executor import Depends
+from germinate_nb.core.executor import input_parameter
 from germinate_nb.errors import DeclarationError
 
-__all__ = ["MergedInput", "get_io_schemas", "is_compatible", "is_model", "type_name"]
+__all__ = [
+    "MergedInput",
+    "get_io_schemas",
+    "is_any_model",
+    "is_compatible",
+    "is_model",
+    "is_plain_model",
+    "type_name",
+]
 
 
 class MergedInput(BaseModel):
@@ -34,19 +43,76 @@ def is_model(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, BaseModel)
 
 
+def is_any_model(obj: Any) -> bool:
+    """Does a schema accept any fields (``BaseModel`` itself, as in the seed, or MergedInput)?
+
+    As an input schema, the task receives a model carrying the merged parent outputs (or the
+    run input) as attributes; as an output schema, any model instance or dict is accepted.
+    """
+    return obj is BaseModel or obj is MergedInput
+
+
+_PLAIN_TYPES = frozenset((str, int, float, bool, bytes, type(None)))
+_PLAIN_ORIGINS = frozenset((list, dict, tuple, set, frozenset, typing.Union, types.UnionType))
+
+
+@functools.lru_cache(maxsize=4096)
+def is_plain_model(model: type[BaseModel]) -> bool:
+    """Is validating into ``model`` a pure function of the data and the model's JSON schema?
+
+    True for models whose fields are plain data (str, int, float, bool, bytes, None, and
+    lists, dicts, tuples, sets, unions and literals of those) with no validators, no
+    constraints and no default factories. Then two equal inputs always validate to equal
+    models, so the input data itself can key the reuse cache without dumping the model.
+
+    Examples
+    --------
+    >>> class P(BaseModel):
+    ...     x: int = 0
+    ...     tags: list[str] = []
+    >>> is_plain_model(P)
+    True
+    """
+    decorators = model.__pydantic_decorators__
+    if (
+        decorators.validators
+        or decorators.field_validators
+        or decorators.root_validators
+        or decorators.model_validators
+    ):
+        return False
+    for info in model.model_fields.values():
+        if info.default_factory is not None or info.metadata or not _is_plain(info.annotation):
+            return False
+    return True
+
+
+def _is_plain(tp: Any) -> bool:
+    if tp in _PLAIN_TYPES:
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return all(type(a) in _PLAIN_TYPES for a in typing.get_args(tp))
+    if origin in _PLAIN_ORIGINS:
+        return all(a is Ellipsis or _is_plain(a) for a in typing.get_args(tp))
+    return False
+
+
 def get_io_schemas(
     func: Callable[..., Any], *, task: str | None = None
 ) -> tuple[type[BaseModel] | None, type[BaseModel]]:
     """Return the input and output models of a task function from its annotations.
 
     The input is the parameter named ``input`` (else the first parameter that is not a
-    ``Depends``); a function without such a parameter takes no input (``None``).
+    ``Depends``); a function without such a parameter takes no input (``None``). An input
+    parameter without annotation gets ``BaseModel``, as in the seed: the task receives any
+    fields (the merged parent outputs, or the run input) as attributes.
 
     Raises
     ------
     DeclarationError
         When the return annotation is missing or is not a pydantic model, or the input
-        annotation is missing or is not a pydantic model.
+        annotation is not a pydantic model.
 
     Examples
     --------
@@ -83,13 +149,7 @@ def get_io_schemas(
         raise DeclarationError(msg, task=name)
     input_schema: type[BaseModel] | None = None
     if param is not None:
-        if param not in hints:
-            msg = (
-                f"task '{name}' has no annotation on its input parameter '{param}'. "
-                f"Annotate it with a pydantic model, e.g. `{param}: In`."
-            )
-            raise DeclarationError(msg, task=name)
-        annotation = hints[param]
+        annotation = hints.get(param, BaseModel)
         if not is_model(annotation):
             msg = (
                 f"task '{name}' takes '{param}: {type_name(annotation)}', not a pydantic model. "
@@ -118,20 +178,6 @@ def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
             return typing.get_type_hints(func, localns=dict(frame.f_locals))
         finally:
             del frame
-
-
-def input_parameter(func: Callable[..., Any]) -> str | None:
-    """Name of the parameter that receives the task input, or None."""
-    params = [
-        p
-        for p in inspect.signature(func).parameters.values()
-        if not isinstance(p.default, Depends)
-        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    ]
-    for p in params:
-        if p.name == "input":
-            return p.name
-    return params[0].name if params else None
 
 
 def type_name(tp: Any) -> str:

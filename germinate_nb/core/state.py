@@ -9,16 +9,17 @@ from typing import TYPE_CHECKING, Any, overload
 
 from pydantic import BaseModel
 
-from germinate_nb.core.executor import TaskExecutor
+from germinate_nb.core.executor import TaskExecutor, input_parameter
 from germinate_nb.core.registry import TaskRegistry, did_you_mean
-from germinate_nb.core.schema import get_io_schemas, input_parameter, is_model
+from germinate_nb.core.schema import get_io_schemas, is_model
+from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.task import TaskDefinition
 from germinate_nb.errors import DeclarationError, UnknownTaskError
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from germinate_nb.graph.validate import Problem
+    from germinate_nb.core.validate import Problem
 
 __all__ = ["Condition", "State", "Transition", "task_decorator_factory"]
 
@@ -164,10 +165,7 @@ class State:
         self.conditions: dict[str, Condition] = {}
         self.transitions: list[Transition] = []
         self.version = 0
-        self._dag_cache: tuple[int, nx.DiGraph] | None = None
-        self._phases_cache: tuple[int, list[list[str]]] | None = None
-        self._validation_cache: tuple[Any, tuple[Problem, ...]] | None = None
-        self._run_structure: tuple[Any, Any] | None = None  # owned by execution.runner
+        self._snapshot: DagSnapshot | None = None
         self._initialised = True
         self.registry.add_state(self)
 
@@ -333,28 +331,42 @@ class State:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def snapshot(self) -> DagSnapshot:
+        """The frozen view of this state's tasks and edges, made once per version.
+
+        Every layer above core reads a snapshot rather than the live tasks, so a run, a
+        drawing or a validation sees one consistent version even while cells redefine tasks.
+        """
+        version = (self.version, self.registry.version)
+        snap = self._snapshot
+        if snap is None or snap.version != version:
+            snap = DagSnapshot.of(self.name, self._tasks.values(), self.registry, version)
+            self._snapshot = snap
+        return snap
+
     @property
     def dag(self) -> nx.DiGraph:
-        """The networkx graph of this state's tasks (cached until the state changes)."""
-        from germinate_nb.graph.build import build_tasks_dag  # graph sits above core
+        """The seed's networkx graph of this state's tasks (nodes carry their ``task``)."""
+        from germinate_nb.graph.build import build_tasks_dag
 
-        if self._dag_cache is None or self._dag_cache[0] != self.version:
-            self._dag_cache = (self.version, build_tasks_dag(self.tasks))
-        return self._dag_cache[1]
+        tasks = self.tasks
+        graph: nx.DiGraph = self.snapshot().memo("dag", lambda: build_tasks_dag(tasks))
+        return graph
 
     @property
     def phases(self) -> list[list[str]]:
-        """Topological generations: task names, sorted inside each generation."""
-        from germinate_nb.graph.phases import task_generations
+        """Topological generations: task names, sorted inside each generation.
 
-        if self._phases_cache is None or self._phases_cache[0] != self.version:
-            phases = task_generations(self.tasks, state=self.name)
-            self._phases_cache = (self.version, phases)
-        return [list(p) for p in self._phases_cache[1]]
+        Raises
+        ------
+        DagCycleError
+            When the tasks do not form a DAG (the message shows the cycle as a path).
+        """
+        return self.snapshot().phases
 
     def validate(self, input: Any = None, *, raise_on_error: bool = False) -> list[Problem]:
-        """Report every problem of this state's DAG at once (see ``graph.validate``)."""
-        from germinate_nb.graph.validate import validate
+        """Report every problem of this state's DAG at once (see :func:`validate`)."""
+        from germinate_nb.core.validate import validate
 
         return validate(self, input=input, raise_on_error=raise_on_error)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -12,31 +11,53 @@ from germinate_nb.core.registry import TaskRegistry
 if TYPE_CHECKING:
     from germinate_nb.core.state import State
 
-__all__ = ["CacheEntry", "clear_cache", "lookup", "store"]
+__all__ = ["UNHASHABLE", "CacheEntry", "clear_cache", "lookup", "store"]
+
+UNHASHABLE = object()
+"""The input dump of a task whose input could not be dumped: never reused."""
 
 
-@dataclass(frozen=True, slots=True)
 class CacheEntry:
-    """The last successful run of a task: its code fingerprint, its input and its output.
+    """The last successful run of a task: the fingerprint of the code that ran, and dumps.
 
-    The input is kept (not a hash of it) so any input can be compared, JSON-able or not;
-    memory stays bounded at one entry per task.
+    Holding dumps (``model_dump()``, fresh containers), not the models handed to the user,
+    isolates the cache from user mutation: mutating ``result.outputs["t"].tokens`` does not
+    change what a later reuse hands downstream. A hit rebuilds a fresh output model from the
+    dump (one ``model_validate``); values of arbitrary types (a numpy array) are shared.
     """
 
-    fingerprint: str
-    input: BaseModel | None
-    output: BaseModel
+    __slots__ = ("fingerprint", "input_dump", "output_dump", "output_type")
 
-    def matches(self, fingerprint: str, input: BaseModel | None) -> bool:
+    def __init__(
+        self,
+        fingerprint: str,
+        input_dump: Any,
+        output_dump: dict[str, Any],
+        output_type: type[BaseModel],
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.input_dump = input_dump
+        self.output_dump = output_dump
+        self.output_type = output_type
+
+    def __repr__(self) -> str:
+        return f"<CacheEntry {self.output_type.__name__} fingerprint {self.fingerprint}>"
+
+    def matches(self, fingerprint: str, input_dump: Any) -> bool:
         """Would a run with this code and input give the same output?"""
-        if fingerprint != self.fingerprint:
+        if fingerprint != self.fingerprint or input_dump is UNHASHABLE:
             return False
-        if input is None or self.input is None:
-            return input is None and self.input is None
         try:
-            return type(input) is type(self.input) and bool(input == self.input)
-        except Exception:  # a field type whose == raises: never reuse
+            return bool(input_dump == self.input_dump)
+        except Exception:  # a field type whose == raises or is ambiguous: never reuse
             return False
+
+    def rebuild(self) -> BaseModel | None:
+        """A fresh output model from the dump, or None when it no longer validates."""
+        try:
+            return self.output_type.model_validate(self.output_dump)
+        except Exception:
+            return None
 
 
 def lookup(registry: TaskRegistry, state: str, task: str) -> CacheEntry | None:

@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from germinate_nb.core.schema import MergedInput
-from germinate_nb.core.task import TaskDefinition
+from germinate_nb.core.executor import TaskExecutor
+from germinate_nb.core.schema import MergedInput, is_any_model
 from germinate_nb.errors import MergeConflictError, TaskInputError, TaskOutputError
 from germinate_nb.execution.result import short_repr
 
-__all__ = ["build_input", "coerce_output", "merge_outputs", "run_input_dict"]
+__all__ = ["build_input", "coerce_output", "dump_output", "merge_outputs", "run_input_dict"]
 
 
 def run_input_dict(input: Any) -> dict[str, Any]:
-    """The run input as a dict (a model is dumped; None is empty)."""
+    """The run input as a dict of its own (a model is dumped, a dict deep-copied; None is empty).
+
+    The run keeps no reference into the caller's objects, so mutating the input after the run
+    cannot change what a later reuse compares against.
+    """
     if input is None:
         return {}
     if isinstance(input, BaseModel):
         return input.model_dump()
     if isinstance(input, Mapping):
-        return dict(input)
+        try:
+            return copy.deepcopy(dict(input))
+        except Exception:  # an uncopyable value: keep the caller's objects
+            return dict(input)
     msg = (
         f"run input must be a dict or a pydantic model, got {type(input).__name__} "
         f"{short_repr(input)}. Pass e.g. input={{'text': ...}}."
@@ -50,7 +58,7 @@ def merge_outputs(
     origin: dict[str, str] = {}
     for parent, dump in parent_dumps:
         for key, value in dump.items():
-            if key in merged and merged[key] != value:
+            if key in merged and not _same(merged[key], value):
                 first = origin[key]
                 msg = (
                     f"task '{task}' in state '{state}' gets key '{key}' from parents '{first}' "
@@ -64,76 +72,157 @@ def merge_outputs(
     return merged
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Are two merged values equal? Array-likes compare element-wise; undecidable is unequal."""
+    if a is b:
+        return True
+    try:
+        equal = a == b
+        return bool(equal)
+    except Exception:  # an array's truth value is ambiguous, or == itself raised
+        pass
+    try:
+        return bool(equal.all())
+    except Exception:
+        return False
+
+
 def build_input(
-    task: TaskDefinition,
+    executor: TaskExecutor,
+    task: str,
     state: str,
     data: Mapping[str, Any],
     parents: Sequence[str],
 ) -> BaseModel | None:
-    """Validate ``data`` into the task's input model (None when the task takes no input)."""
-    assert task.executor is not None
-    schema = task.executor.input_schema
+    """Validate ``data`` into the task's input model (None when the task takes no input).
+
+    An "any" input model (``BaseModel`` itself, or none given to the cell magic) receives the
+    data as attributes of a :class:`MergedInput`.
+
+    Raises
+    ------
+    TaskInputError
+        When the data does not fit, or a validator of the model raised (any exception).
+    """
+    schema = executor.input_schema
     if schema is None:
         return None
+    model = schema if executor._plain_input or not is_any_model(schema) else MergedInput
     try:
-        return schema.model_validate(data)
+        validated: BaseModel = model.__pydantic_validator__.validate_python(data)  # model_validate
+        return validated
     except ValidationError as err:
-        source = (
-            f"from parent{'s' if len(parents) > 1 else ''} {', '.join(repr(p) for p in parents)}"
-            if parents
-            else "from the run input"
-        )
-        msg = (
-            f"input of task '{task.name}' in state '{state}' does not fit "
-            f"{schema.__name__} ({source}): {format_validation_errors(err)}. Make the "
-            f"{'parents’ outputs' if parents else 'run input'} provide these fields, or change "
-            f"{schema.__name__}."
-        )
-        raise TaskInputError(msg, task=task.name, errors=err.errors()) from None
+        details = format_validation_errors(err)
+        errors: Any = _errors(err)
+    except (
+        Exception
+    ) as err:  # a validator raising TypeError, RuntimeError...: not wrapped by pydantic
+        details = f"a validator raised {type(err).__name__}: {_safe_str(err)}"
+        errors = None
+    source = (
+        f"from parent{'s' if len(parents) > 1 else ''} {', '.join(repr(p) for p in parents)}"
+        if parents
+        else "from the run input"
+    )
+    msg = (
+        f"input of task '{task}' in state '{state}' does not fit {model.__name__} ({source}): "
+        f"{details}. Make the {'parents’ outputs' if parents else 'run input'} provide these "
+        f"fields, or change {model.__name__}."
+    )
+    raise TaskInputError(msg, task=task, errors=errors)
 
 
-def coerce_output(task: TaskDefinition, state: str, value: Any) -> BaseModel:
-    """Validate what a task returned into its output model (a model or a dict is accepted)."""
-    assert task.executor is not None
-    schema = task.executor.output_schema
-    if schema is None:  # a cell task declared without --output
+def coerce_output(executor: TaskExecutor, task: str, state: str, value: Any) -> BaseModel:
+    """Validate what a task returned into its output model (a model or a dict is accepted).
+
+    An "any" output model (``BaseModel`` itself, or none given to the cell magic) accepts any
+    pydantic model instance as it is, and a dict as a :class:`MergedInput`.
+    """
+    schema = executor.output_schema
+    if schema is None or is_any_model(schema):
         if isinstance(value, BaseModel):
             return value
         if isinstance(value, Mapping):
-            return MergedInput.model_validate(value)
+            try:
+                return MergedInput.model_validate(dict(value))
+            except Exception as err:
+                msg = (
+                    f"output of task '{task}' in state '{state}' is a dict that cannot become "
+                    f"a model: {type(err).__name__}: {_safe_str(err)}. Return a pydantic model."
+                )
+                raise TaskOutputError(msg, task=task) from None
         msg = (
-            f"output of task '{task.name}' in state '{state}' is {type(value).__name__} "
+            f"output of task '{task}' in state '{state}' is {type(value).__name__} "
             f"{short_repr(value)}; a task without an output model must return a pydantic model "
-            "or a dict. Return one, or declare the model with --output."
+            "or a dict. Return one, or declare the output model."
         )
-        raise TaskOutputError(msg, task=task.name)
+        raise TaskOutputError(msg, task=task)
     if type(value) is schema:
         return value
-    if isinstance(value, BaseModel):
-        data: Any = value.model_dump()
-    elif isinstance(value, Mapping):
-        data = value
-    else:
-        msg = (
-            f"output of task '{task.name}' in state '{state}' is {type(value).__name__} "
-            f"{short_repr(value)}, not {schema.__name__}. Return a {schema.__name__} "
-            "instance or a dict of its fields."
-        )
-        raise TaskOutputError(msg, task=task.name)
     try:
+        if isinstance(value, BaseModel):
+            data: Any = value.model_dump()
+        elif isinstance(value, Mapping):
+            data = value
+        else:
+            msg = (
+                f"output of task '{task}' in state '{state}' is {type(value).__name__} "
+                f"{short_repr(value)}, not {schema.__name__}. Return a {schema.__name__} "
+                "instance or a dict of its fields."
+            )
+            raise TaskOutputError(msg, task=task)
         return schema.model_validate(data)
     except ValidationError as err:
         msg = (
-            f"output of task '{task.name}' in state '{state}' does not fit {schema.__name__}: "
+            f"output of task '{task}' in state '{state}' does not fit {schema.__name__}: "
             f"{format_validation_errors(err)}. Return the fields {schema.__name__} declares."
         )
-        raise TaskOutputError(msg, task=task.name, errors=err.errors()) from None
+        raise TaskOutputError(msg, task=task, errors=_errors(err)) from None
+    except TaskOutputError:
+        raise
+    except Exception as err:
+        msg = (
+            f"output of task '{task}' in state '{state}' cannot become {schema.__name__}: "
+            f"{type(err).__name__}: {_safe_str(err)}. Return a {schema.__name__} instance."
+        )
+        raise TaskOutputError(msg, task=task) from None
+
+
+def dump_output(output: BaseModel, task: str, state: str) -> dict[str, Any]:
+    """The output as a dict for children and the cache (``model_dump()``, errors explained)."""
+    try:
+        dump: dict[str, Any] = output.__pydantic_serializer__.to_python(output)  # model_dump()
+        return dump
+    except Exception as err:  # a field_serializer that raises, say
+        msg = (
+            f"output of task '{task}' in state '{state}' cannot be dumped for its children and "
+            f"the cache: {type(err).__name__}: {_safe_str(err)}. Fix the output model's "
+            "serializers."
+        )
+        raise TaskOutputError(msg, task=task) from None
+
+
+def _errors(err: ValidationError) -> Any:
+    try:
+        return err.errors()
+    except Exception:
+        return None
+
+
+def _safe_str(err: BaseException) -> str:
+    try:
+        return str(err)
+    except Exception:
+        return f"<str() of {type(err).__name__} failed>"
 
 
 def format_validation_errors(err: ValidationError, limit: int = 5) -> str:
     """Pydantic's field errors on one line: ``tokens: Input should be a valid list (got 'a b')``."""
     parts = []
-    errors = err.errors()
+    try:
+        errors = err.errors()
+    except Exception:  # an error whose input cannot be shown
+        return _safe_str(err).replace("\n", " ")
     for e in errors[:limit]:
         loc = ".".join(str(x) for x in e.get("loc", ())) or "(model)"
         got = f" (got {short_repr(e['input'])})" if e.get("type") != "missing" else ""

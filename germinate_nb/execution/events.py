@@ -20,9 +20,10 @@ EVENTS = ("on_run_start", "on_task_start", "on_task_end", "on_run_end")
 class RunObserver(Protocol):
     """Receives a run's progress; every method is optional.
 
-    Methods are called in run order, from the thread that schedules the run (never the
-    notebook's main thread for a background run). An observer that raises is reported in
-    ``RunResult.observer_errors`` and the log, and the run goes on.
+    Methods are called in run order, one at a time, from the thread where the run learns of
+    the event (a worker thread, the event loop, or the calling thread): keep them quick (the
+    explorer only records and draws later, from a thread of its own). An observer that raises
+    is reported in ``RunResult.observer_errors`` and the log, and the run goes on.
     """
 
     def on_run_start(self, result: RunResult) -> None:
@@ -93,9 +94,18 @@ class Dispatcher:
             for handler in handlers:
                 try:
                     handler(self.result, *args)
-                except Exception as err:
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as err:  # noqa: BLE001 - an observer never stops a run
                     owner = getattr(handler, "__self__", handler)
                     who = f"{type(owner).__name__}.{event}"
-                    text = f"observer {who} raised {type(err).__name__}: {err}"
+                    text = f"observer {who} raised {type(err).__name__}: {_safe_str(err)}"
                     self.result.observer_errors.append(text)
                     _log.warning("germinate_nb: %s", text, exc_info=True)
+
+
+def _safe_str(err: BaseException) -> str:
+    try:
+        return str(err)
+    except BaseException:  # noqa: BLE001
+        return f"<str() of {type(err).__name__} failed>"

@@ -1,63 +1,20 @@
-"""Where task code runs locally: the thread pool for sync tasks, an event loop for async ones."""
+"""LocalBackend: sync tasks on a thread pool (or inline), async tasks on one event loop."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import queue
 import threading
-import time
-import traceback
-from collections.abc import Callable
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from pydantic import BaseModel
+from germinate_nb.execution.backend import Job, RunControl
+from germinate_nb.execution.invoke import aexecute, execute
 
-from germinate_nb.core.executor import DependencyCache
-from germinate_nb.core.task import TaskDefinition
-from germinate_nb.execution.dataflow import coerce_output
-from germinate_nb.execution.result import TaskError
-
-__all__ = ["DEFAULT_MAX_WORKERS", "LoopThread", "Outcome", "call_async", "call_sync", "task_error"]
+__all__ = ["DEFAULT_MAX_WORKERS", "LocalBackend", "LoopThread"]
 
 DEFAULT_MAX_WORKERS = 32
 """Thread pool size when ``max_workers`` is not given: tasks are usually IO-bound."""
-
-# ("ok", output model, seconds) or ("error", TaskError, seconds)
-Outcome = tuple[str, Any, float]
-
-
-def task_error(err: BaseException, *, with_traceback: bool = True) -> TaskError:
-    """Describe an exception for ``TaskRun.error``."""
-    tb = "".join(traceback.format_exception(err)) if with_traceback else ""
-    return TaskError(type(err).__name__, str(err), tb)
-
-
-def call_sync(
-    task: TaskDefinition, state: str, input: BaseModel | None, deps: DependencyCache
-) -> Outcome:
-    """Run a sync task and validate its output; never raises an ``Exception``."""
-    t0 = time.perf_counter()
-    assert task.executor is not None
-    try:
-        value = task.executor.invoke(input, deps)
-        output = coerce_output(task, state, value)
-    except Exception as err:
-        return ("error", task_error(err), time.perf_counter() - t0)
-    return ("ok", output, time.perf_counter() - t0)
-
-
-async def call_async(
-    task: TaskDefinition, state: str, input: BaseModel | None, deps: DependencyCache
-) -> Outcome:
-    """Run an async task and validate its output; cancellation propagates."""
-    t0 = time.perf_counter()
-    assert task.executor is not None
-    try:
-        value = await task.executor.invoke(input, deps)
-        output = coerce_output(task, state, value)
-    except Exception as err:
-        return ("error", task_error(err), time.perf_counter() - t0)
-    return ("ok", output, time.perf_counter() - t0)
 
 
 class LoopThread:
@@ -78,36 +35,209 @@ class LoopThread:
         finally:
             self.loop.close()
 
-    def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
-        """Schedule a coroutine on the loop."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
     def stop(self, timeout: float = 2.0) -> None:
-        """Cancel what is left on the loop, then stop it."""
+        """Cancel what is left on the loop, then stop it (from another thread)."""
 
         async def _cancel_rest() -> None:
             rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for t in rest:
                 t.cancel()
-            await asyncio.gather(*rest, return_exceptions=True)
+            await asyncio.wait(rest, timeout=timeout) if rest else None
 
         if self.loop.is_closed():
             return
         try:
-            asyncio.run_coroutine_threadsafe(_cancel_rest(), self.loop).result(timeout)
-        except Exception:  # a task that refuses to die: stop the loop anyway
+            asyncio.run_coroutine_threadsafe(_cancel_rest(), self.loop).result(timeout + 0.5)
+        except BaseException:  # noqa: BLE001 - a task refusing to die: stop the loop anyway
             pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout)
 
 
-def on_done(
-    callback: Callable[[concurrent.futures.Future[Any]], None],
-) -> Callable[[concurrent.futures.Future[Any]], None]:
-    """Wrap a done-callback so a cancelled future is ignored."""
+class LocalBackend:
+    """Runs a run's tasks in this process.
 
-    def wrapped(fut: concurrent.futures.Future[Any]) -> None:
-        if not fut.cancelled():
-            callback(fut)
+    Sync tasks run on up to ``max_workers`` threads started on demand, or one by one in the
+    run's calling thread when ``max_workers=1`` (no thread hand-off: the fastest for cheap
+    tasks). Async tasks run concurrently on the caller's event loop (``arun``) or on a loop
+    thread of the run's own. Cancelling stops async tasks and tasks not yet started; a sync
+    task whose code is running cannot be stopped and is reported still running.
+    """
 
-    return wrapped
+    eager = False
+
+    def __init__(
+        self, max_workers: int | None = None, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            msg = f"max_workers must be a positive int or None, got {max_workers!r}."
+            raise ValueError(msg)
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
+        self.inline = max_workers == 1 and loop is None
+        self._loop = loop
+        self._loop_ident: int | None = None
+        self._loop_thread: LoopThread | None = None
+        self._run: RunControl | None = None
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._inline_jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._sync_open = 0  # sync jobs submitted and not yet ended
+        self._lock = threading.Lock()  # guards the thread pool's counts and the async tasks
+        self._running: dict[str, str] = {}  # sync task -> the thread running its code
+        self._tasks: dict[str, Any] = {}  # async task -> asyncio.Task
+        self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
+        self._passthrough: tuple[type[BaseException], ...] = ()
+
+    def __repr__(self) -> str:
+        mode = "inline" if self.inline else f"{self.max_workers} threads"
+        return f"<LocalBackend {mode}>"
+
+    # -- the protocol -------------------------------------------------------------------------
+
+    def open(self, run: RunControl) -> None:
+        """Serve ``run``; called from the run's calling thread."""
+        self._run = run
+        if self._loop is not None:
+            self._loop_ident = threading.get_ident()  # arun opens the run on its loop
+        on_main = threading.current_thread() is threading.main_thread()
+        self._passthrough = (KeyboardInterrupt,) if self.inline and on_main else ()
+
+    def submit(self, jobs: Sequence[Job]) -> None:
+        """Queue sync jobs for the threads (or the inline loop); start async jobs on the loop."""
+        async_jobs = []
+        for job in jobs:
+            if job.executor._is_async:
+                async_jobs.append(job)
+            elif self.inline:
+                self._inline_jobs.put(job)
+            else:
+                self._submit_sync(job)
+        if async_jobs:
+            self._submit_async(async_jobs)
+
+    def cancel(self, names: Collection[str]) -> set[str]:
+        """Cancel async tasks; returns the sync tasks whose code is still running."""
+        background = {name for name in names if name in self._running}
+        with self._lock:
+            for name in names:
+                task = self._tasks.pop(name, None)
+                if task is not None:
+                    self._cancelled.append(task)
+                    self._loop_of().call_soon_threadsafe(task.cancel)
+        return background
+
+    def settle(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until the cancelled async tasks have unwound."""
+        with self._lock:
+            tasks, self._cancelled = self._cancelled, []
+        loop = self._loop
+        if not tasks or loop is None or threading.get_ident() == self._loop_ident:
+            return  # on the loop itself, waiting would block what it waits for
+
+        async def unwound() -> None:
+            await asyncio.wait(tasks, timeout=timeout)
+
+        try:
+            asyncio.run_coroutine_threadsafe(unwound(), loop).result(timeout + 0.5)
+        except BaseException:  # noqa: BLE001 - a task that will not stop: stop waiting for it
+            pass
+
+    def join(self, finished: threading.Event) -> None:
+        """Wait for the run's end, running inline jobs meanwhile (Ctrl-C interrupts)."""
+        if not self.inline:
+            finished.wait()
+            return
+        jobs = self._inline_jobs
+        lane = threading.current_thread().name
+        passthrough = self._passthrough
+        while not finished.is_set():
+            job = jobs.get()
+            while job is not None:  # wake() puts None once the run has finished
+                self._run_sync(job, lane, passthrough)
+                job = jobs.get()
+
+    def wake(self) -> None:
+        """Let ``join`` return."""
+        self._inline_jobs.put(None)
+
+    def close(self) -> None:
+        """Stop the worker threads and the run's own loop (never blocks on a stuck task)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        if self._loop_thread is not None:
+            self._loop_thread.stop()
+
+    # -- sync tasks ---------------------------------------------------------------------------
+
+    def _submit_sync(self, job: Job) -> None:
+        with self._lock:
+            self._sync_open += 1
+            grow = len(self._threads) < self.max_workers and self._sync_open > len(self._threads)
+            if grow:
+                name = f"germinate-{job.state}-{len(self._threads)}"
+                thread = threading.Thread(target=self._worker, args=(name,), name=name, daemon=True)
+                self._threads.append(thread)
+        if grow:
+            thread.start()
+        self._jobs.put(job)
+
+    def _worker(self, lane: str) -> None:
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            self._run_sync(job, lane, ())
+            with self._lock:
+                self._sync_open -= 1
+
+    def _run_sync(self, job: Job, lane: str, passthrough: tuple[type[BaseException], ...]) -> None:
+        # Mark first, check the cancel signal second: a cancel either sees the task running
+        # (and reports it in the background) or the task sees the cancel and never starts.
+        name = job.name
+        running = self._running
+        running[name] = lane
+        if job.cancel.is_set():
+            del running[name]
+            return
+        try:
+            outcome = execute(job, lane, passthrough)
+        finally:
+            del running[name]
+        assert self._run is not None
+        self._run.deliver(outcome)
+
+    # -- async tasks --------------------------------------------------------------------------
+
+    def _loop_of(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop_thread = LoopThread()
+            self._loop = self._loop_thread.loop
+            self._loop_ident = self._loop_thread.thread.ident
+        return self._loop
+
+    def _submit_async(self, jobs: list[Job]) -> None:
+        loop = self._loop_of()
+        if threading.get_ident() == self._loop_ident:
+            self._start_async(jobs)
+        else:
+            loop.call_soon_threadsafe(self._start_async, jobs)
+
+    def _start_async(self, jobs: list[Job]) -> None:
+        loop = self._loop
+        assert loop is not None
+        with self._lock:
+            for job in jobs:
+                if not job.cancel.is_set():
+                    self._tasks[job.name] = loop.create_task(self._async_main(job))
+
+    async def _async_main(self, job: Job) -> None:
+        try:
+            outcome = await aexecute(job)
+        finally:
+            with self._lock:
+                self._tasks.pop(job.name, None)
+        assert self._run is not None
+        self._run.deliver(outcome)

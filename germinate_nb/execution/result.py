@@ -1,19 +1,21 @@
-"""RunResult, TaskRun and TaskStatus: what a run did, task by task."""
+"""RunResult, TaskRun, TaskStatus and RunStatus: what a run did, task by task."""
 
 from __future__ import annotations
 
 import html
 import reprlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel
 
 from germinate_nb.errors import RunFailedError
 
-__all__ = ["RunResult", "TaskError", "TaskRun", "TaskStatus"]
+__all__ = ["RunResult", "RunStatus", "TaskError", "TaskRun", "TaskStatus", "short_repr"]
 
 _short = reprlib.Repr()
 _short.maxstring = 80
@@ -47,9 +49,29 @@ class TaskStatus(str, Enum):
         return self in (TaskStatus.SUCCEEDED, TaskStatus.CACHED)
 
 
+class RunStatus(str, Enum):
+    """Where a whole run is: ``running``, then ``succeeded``, ``failed`` or ``cancelled``.
+
+    A ``str`` enum, so ``result.status == "succeeded"`` holds.
+    """
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_final(self) -> bool:
+        """Has the run ended?"""
+        return self is not RunStatus.RUNNING
+
+
 @dataclass(slots=True)
 class TaskError:
-    """An exception a task raised (or met while its input or output was validated)."""
+    """An exception a task raised (or met while its input or output was handled)."""
 
     type: str
     message: str
@@ -61,7 +83,11 @@ class TaskError:
 
 @dataclass(slots=True)
 class TaskRun:
-    """One task's part of a run."""
+    """One task's part of a run.
+
+    ``background`` is True for a sync task that was cancelled while its thread was still
+    running its code (Python cannot stop a thread): its late result is discarded.
+    """
 
     name: str
     status: TaskStatus = TaskStatus.PENDING
@@ -71,6 +97,8 @@ class TaskRun:
     start_time: float | None = None
     duration: float | None = None
     skipped_because: str | None = None
+    background: bool = False
+    lane: str | None = None
 
     @property
     def started_at(self) -> datetime | None:
@@ -100,6 +128,8 @@ class TaskRun:
             extra += f", {self.duration * 1000:.1f} ms"
         if self.error is not None:
             extra += f", {self.error}"
+        if self.background:
+            extra += ", still running in the background"
         return f"<TaskRun {self.name}: {self.status.value}{extra}>"
 
 
@@ -108,29 +138,43 @@ class RunResult:
     """The outcome of running one state's DAG.
 
     ``status`` is ``succeeded`` when every task succeeded or was reused, ``failed`` when any
-    failed or was skipped, and ``cancelled`` when the run was stopped.
+    failed or was skipped, and ``cancelled`` when the run was stopped. ``background`` names
+    the sync tasks that were cancelled while their code went on running in a thread.
     """
 
     state: str
     task_runs: dict[str, TaskRun]
-    status: str = "running"
+    status: RunStatus = RunStatus.RUNNING
     started_at: datetime | None = None
     duration: float | None = None
     observer_errors: list[str] = field(default_factory=list)
+    background: list[str] = field(default_factory=list)
+    run_id: str = ""
+    _outputs: Mapping[str, BaseModel] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         """Did every task succeed (or get reused)?"""
-        return self.status == "succeeded"
+        return self.status == RunStatus.SUCCEEDED
 
     @property
-    def outputs(self) -> dict[str, BaseModel]:
-        """Task name to output model, for tasks that succeeded or were reused."""
-        return {
-            name: run.output
-            for name, run in self.task_runs.items()
-            if run.status.is_ok and run.output is not None
-        }
+    def outputs(self) -> Mapping[str, BaseModel]:
+        """Task name to output model, for tasks that succeeded or were reused (read-only).
+
+        Computed once for a finished run, so reading it in a loop stays cheap.
+        """
+        if self._outputs is not None:
+            return self._outputs
+        outputs = MappingProxyType(
+            {
+                name: run.output
+                for name, run in self.task_runs.items()
+                if run.status.is_ok and run.output is not None
+            }
+        )
+        if RunStatus(self.status).is_final:
+            self._outputs = outputs
+        return outputs
 
     def by_status(self, status: TaskStatus | str) -> list[str]:
         """Names of the tasks with this status."""
@@ -155,18 +199,29 @@ class RunResult:
         msg += ":\n" + "\n".join(lines) if lines else "."
         raise RunFailedError(msg)
 
+    @property
+    def background_note(self) -> str:
+        """``"1 task still running in the background: crawl"``, or an empty string."""
+        if not self.background:
+            return ""
+        n = len(self.background)
+        names = ", ".join(self.background[:5]) + (", ..." if n > 5 else "")
+        return f"{n} task{'s' if n > 1 else ''} still running in the background: {names}"
+
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         took = f" in {self.duration:.3f} s" if self.duration is not None else ""
         lines = [f"<RunResult {self.state}: {self.status}{took} ({counts})"]
+        if self.background:
+            lines.append(f"  ({self.background_note})")
         for run in self.task_runs.values():
             detail = ""
             if run.error is not None:
-                detail = f" - {_short.repr(str(run.error))}"
+                detail = f" - {short_repr(str(run.error))}"
             elif run.skipped_because:
                 detail = f" - after '{run.skipped_because}' failed"
             elif run.output is not None:
-                detail = f" -> {_short.repr(run.output)}"
+                detail = f" -> {short_repr(run.output)}"
             lines.append(f"  {run.name}: {run.status.value}{detail}")
         return "\n".join(lines) + ">"
 
@@ -180,7 +235,7 @@ class RunResult:
             elif run.skipped_because:
                 detail = f"skipped: '{esc(run.skipped_because)}' failed"
             elif run.output is not None:
-                detail = f"<code>{esc(_short.repr(run.output))}</code>"
+                detail = f"<code>{esc(short_repr(run.output))}</code>"
             else:
                 detail = ""
             ms = f"{run.duration * 1000:.1f} ms" if run.duration is not None else ""
@@ -188,13 +243,17 @@ class RunResult:
                 f"<tr class='germinate-status-{run.status.value}'><td>{esc(run.name)}</td>"
                 f"<td>{run.status.value}</td><td>{ms}</td><td>{detail}</td></tr>"
             )
+        note = f"<div><i>{esc(self.background_note)}</i></div>" if self.background else ""
         return (
             f"<div class='germinate-run'><b>Run of {esc(self.state)}: {esc(self.status)}</b>"
-            f"{took}<table><thead><tr><th>task</th><th>status</th><th>time</th>"
+            f"{took}{note}<table><thead><tr><th>task</th><th>status</th><th>time</th>"
             f"<th>output / error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
         )
 
 
 def short_repr(value: Any) -> str:
-    """A repr cut to a readable length."""
-    return _short.repr(value)
+    """A repr cut to a readable length; never raises (a failing ``__repr__`` is described)."""
+    try:
+        return _short.repr(value)
+    except Exception as err:
+        return f"<{type(value).__name__}: repr() failed: {type(err).__name__}>"

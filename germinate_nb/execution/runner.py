@@ -1,138 +1,79 @@
-"""run / arun / start_run: dependency-driven scheduling of a state's DAG, with cancellation."""
+"""run / arun / start_run: a Schedule, a Backend, and the RunResult they fill."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import functools
-import gc
-import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from germinate_nb.core.executor import DependencyCache
+from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
-from germinate_nb.core.task import TaskDefinition
-from germinate_nb.errors import GerminateError
-from germinate_nb.execution import cache as reuse_cache
-from germinate_nb.execution.cache import CacheEntry
-from germinate_nb.execution.dataflow import build_input, merge_outputs, run_input_dict
+from germinate_nb.core.validate import problems_error, validate
+from germinate_nb.errors import ScheduleError
+from germinate_nb.execution import gc_tuning
+from germinate_nb.execution.backend import Backend, Job, Outcome
+from germinate_nb.execution.cache import UNHASHABLE, CacheEntry
+from germinate_nb.execution.dataflow import run_input_dict
 from germinate_nb.execution.events import Dispatcher, as_observers
-from germinate_nb.execution.local import (
-    DEFAULT_MAX_WORKERS,
-    LoopThread,
-    Outcome,
-    call_async,
-    call_sync,
-    on_done,
-    task_error,
-)
-from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
-from germinate_nb.graph.validate import problems_error, validate
+from germinate_nb.execution.invoke import describe_error
+from germinate_nb.execution.local import LocalBackend
+from germinate_nb.execution.result import RunResult, RunStatus, TaskError, TaskRun, TaskStatus
+from germinate_nb.execution.schedule import Schedule
 
-__all__ = ["RunHandle", "arun", "run", "start_run"]
+__all__ = ["Run", "RunHandle", "arun", "make_backend", "run", "start_run"]
 
 Strategy = Literal["dependencies", "phases"]
-WAKE = object()
-"""Put on a run's queue to wake its scheduler (after a cancel request)."""
+_RUNNING, _SUCCEEDED, _FAILED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskStatus.FAILED
+_SKIPPED, _CACHED, _CANCELLED = TaskStatus.SKIPPED, TaskStatus.CACHED, TaskStatus.CANCELLED
+SETTLE_TIMEOUT = 2.0
+"""Seconds a cancel waits for cancelled async tasks to unwind before reporting the run over."""
 
 
 def _now() -> datetime:
     return datetime.now().astimezone()
 
 
-GC_GEN0_THRESHOLD = 50_000
-_gc_lock = threading.Lock()
-_gc_users = 0
-_gc_saved: tuple[int, ...] | None = None
+def make_backend(
+    backend: Any,
+    *,
+    max_workers: int | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+    keyword: str = "backend",
+) -> Backend:
+    """The backend named by ``backend=`` (or the older ``executor=``).
 
-
-@contextlib.contextmanager
-def _gc_relaxed() -> Iterator[None]:
-    """Raise the collector's first threshold while runs go on, restore it after the last one.
-
-    A run keeps a TaskRun, an input and an output per task alive; with the default threshold
-    (700 allocations) the collector keeps re-walking every task of a big DAG, which took a third
-    of a 10,000-task run here. Collection still happens, just less often.
+    ``None``/``"local"``: threads and an event loop here; ``"dask"``: the current
+    ``distributed.Client``; or any object implementing :class:`Backend` (``DaskBackend(c)``).
     """
-    global _gc_users, _gc_saved
-    with _gc_lock:
-        if _gc_users == 0:
-            _gc_saved = gc.get_threshold()
-            if _gc_saved[0] and _gc_saved[0] < GC_GEN0_THRESHOLD:
-                gc.set_threshold(GC_GEN0_THRESHOLD, *_gc_saved[1:])
-        _gc_users += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_users -= 1
-            if _gc_users == 0 and _gc_saved is not None:
-                if gc.get_threshold()[0] == GC_GEN0_THRESHOLD:
-                    gc.set_threshold(*_gc_saved)
-                _gc_saved = None
+    if backend is None or backend == "local":
+        return LocalBackend(max_workers, loop=loop)
+    if backend == "dask":
+        from germinate_nb.execution.dask import DaskBackend
 
-
-Structure = tuple[
-    list[TaskDefinition], dict[str, TaskDefinition], dict[str, list[str]], dict[str, list[str]]
-]
-
-
-def _structure(state: State, targets: Sequence[str] | str | None) -> Structure:
-    """The tasks to run with their in-run parents and children (cached per state version)."""
-    if isinstance(targets, str):
-        targets = [targets]
-    key = (state.version, tuple(targets) if targets is not None else None)
-    cached = state._run_structure
-    if cached is not None and cached[0] == key:
-        hit: Structure = cached[1]
-        return hit
-    if targets is None:
-        tasks = state.tasks
-    else:
-        wanted: set[str] = set()
-        stack = [state.get(name) for name in targets]
-        while stack:
-            task = stack.pop()
-            if task.name in wanted:
-                continue
-            wanted.add(task.name)
-            stack.extend(p for p in task._parents if p.state is state)
-        tasks = [t for t in state.tasks if t.name in wanted]
-    members = {t.name: t for t in tasks}
-    parents = {t.name: [p.name for p in t._parents if members.get(p.name) is p] for t in tasks}
-    children = {t.name: [c.name for c in t._children if members.get(c.name) is c] for t in tasks}
-    structure = (tasks, members, parents, children)
-    state._run_structure = (key, structure)
-    return structure
-
-
-def _remote_executor(executor: Any) -> Any:
-    """None for the local engine, else an object with ``drive(run)`` (e.g. a DaskExecutor)."""
-    if executor is None or executor == "local":
-        return None
-    if executor == "dask":
-        from germinate_nb.execution.dask import DaskExecutor
-
-        return DaskExecutor()
-    if hasattr(executor, "drive"):
-        return executor
+        return DaskBackend()
+    if isinstance(backend, Backend):
+        return backend
     msg = (
-        f"executor={executor!r} is not known: use None or 'local' (threads and an event loop "
-        "here), 'dask' (the current distributed.Client), or DaskExecutor(client)."
+        f"{keyword}={backend!r} is not known: use None or 'local' (threads and an event loop "
+        "here), 'dask' (the current distributed.Client), or DaskBackend(client)."
     )
     raise ValueError(msg)
 
 
-class _Run:
-    """One run of a state: owns the statuses, the schedule and the completion queue."""
+class Run:
+    """One run of a state's DAG.
+
+    The run reads a frozen snapshot of the state, so redefining tasks while it goes on does not
+    change it. A :class:`Schedule` says which tasks may start; a backend runs them and delivers
+    each :class:`Outcome` from whatever thread it ends on; the run turns outcomes into
+    statuses, cache entries and events under one lock, and hands the newly ready tasks back to
+    the backend. The thread that calls :meth:`execute` only waits (or runs inline tasks).
+    """
 
     def __init__(
         self,
@@ -142,9 +83,10 @@ class _Run:
         reuse: bool = False,
         strategy: Strategy = "dependencies",
         max_workers: int | None = None,
+        backend: Any = None,
         executor: Any = None,
         observers: Iterable[Any] = (),
-        targets: Sequence[str] | None = None,
+        targets: Sequence[str] | str | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         if not isinstance(state, State):
@@ -156,305 +98,318 @@ class _Run:
         if strategy not in ("dependencies", "phases"):
             msg = f"strategy must be 'dependencies' or 'phases', got {strategy!r}."
             raise ValueError(msg)
-        if max_workers is not None and (not isinstance(max_workers, int) or max_workers < 1):
-            msg = f"max_workers must be a positive int or None, got {max_workers!r}."
+        if backend is not None and executor is not None:
+            msg = "give backend= or executor= (its older name), not both."
             raise ValueError(msg)
-        self.remote = _remote_executor(executor)
         self.state = state
         self.name = state.name
         self.reuse = reuse
-        self.strategy = strategy
-        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
-        self.inline = max_workers == 1
         self.input_data = run_input_dict(input)
-        self.tasks, self.by_name, self.parents, self.children = _structure(state, targets)
-        self._check()
-        self.result = RunResult(state.name, {t.name: TaskRun(t.name) for t in self.tasks})
+        self.snapshot = self._snapshot(state, targets)
+        self.backend = make_backend(
+            backend if backend is not None else executor,
+            max_workers=max_workers,
+            loop=loop,
+            keyword="executor" if executor is not None else "backend",
+        )
+        self.run_id = uuid.uuid4().hex[:12]
+        snap = self.snapshot
+        self.result = RunResult(state.name, {n: TaskRun(n) for n in snap.names}, run_id=self.run_id)
         self.dispatcher = Dispatcher(
             [*as_observers(observers), *state.registry.run_observers], self.result
         )
-        self.waiting = {name: len(ps) for name, ps in self.parents.items()}
-        self.dumps: dict[str, dict[str, Any]] = {}
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.ready: deque[str] = deque()
-        self.futures: dict[str, concurrent.futures.Future[Any]] = {}
-        self.started: dict[str, float] = {}
-        self.in_flight = 0
-        self.remaining = len(self.tasks)
-        self.cancel_requested = False
-        self.cancelled = False
+        phases = snap.phases if strategy == "phases" else None
+        self.schedule = Schedule(snap.names, snap.parents, snap.children, phases=phases)
+        self.cancel_event = threading.Event()
         self.deps = DependencyCache()
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._sync_in_flight = 0
-        self._loop = loop
-        self._loop_thread: LoopThread | None = None
-        self._finished = threading.Event()
-        self._phase_of: dict[str, int] = {}
-        self._phase_left: list[int] = []
-        self._held: dict[int, list[str]] = {}
-        self._phase = 0
-        if strategy == "phases":
-            for i, phase in enumerate(state.phases):
-                members_in = [n for n in phase if n in self.by_name]
-                for n in members_in:
-                    self._phase_of[n] = i
-                self._phase_left.append(len(members_in))
+        self.finished = threading.Event()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._dumps: dict[str, dict[str, Any]] = {}
+        self._early: dict[str, Outcome] = {}  # eager backends: outcomes ahead of the schedule
+        self._cache = state.registry.cache
+        self._eager = self.backend.eager
+        self._emit = self.dispatcher.emit if self.dispatcher.active else None
+        # per task, what making its job needs (plain dicts: the hot path reads them)
+        self._plan = {n: (t.executor, t.parents, bool(t.children)) for n, t in snap.tasks.items()}
+        self._on_finish: list[Callable[[], None]] = []
+        self._t0 = 0.0
 
-    # -- set-up -------------------------------------------------------------------------
-
-    def _check(self) -> None:
-        problems = validate(self.state, input=self.input_data)
-        if len(self.tasks) != len(self.state):
-            names = {t.name for t in self.tasks}
-            problems = [p for p in problems if p.kind == "cycle" or names & set(p.tasks)]
+    def _snapshot(self, state: State, targets: Sequence[str] | str | None) -> DagSnapshot:
+        snap = state.snapshot()
+        problems = validate(snap, input=self.input_data)
+        if targets is not None:
+            if isinstance(targets, str):
+                targets = [targets]
+            for name in targets:
+                state.get(name)  # UnknownTaskError with a did-you-mean
+            snap = snap.subset(snap.upstream(targets))
+            wanted = set(snap.names)
+            problems = [p for p in problems if p.kind == "cycle" or wanted & set(p.tasks)]
         if problems:
-            lead = f"state '{self.name}' cannot run, it has"
+            lead = f"state '{state.name}' cannot run, it has"
             raise problems_error(lead, problems)
+        return snap
 
-    # -- the schedule -------------------------------------------------------------------
+    # -- driving ------------------------------------------------------------------------------
 
     def execute(self) -> RunResult:
-        """Run to the end (or until cancelled) in the calling thread."""
-        with _gc_relaxed():
-            return self._execute()
-
-    def _execute(self) -> RunResult:
-        result = self.result
-        result.started_at = _now()
-        t0 = time.perf_counter()
-        self.dispatcher.emit("on_run_start")
+        """Run to the end (or until cancelled), blocking the calling thread."""
+        self.start()
         try:
-            if self.remote is not None:
-                self.remote.drive(self)
-            else:
-                for name, n in self.waiting.items():
-                    if n == 0:
-                        self._make_ready(name)
-                self._schedule()
-        except BaseException:
-            self._cancel_all()
-            self._finish(t0)
+            self.backend.join(self.finished)
+        except KeyboardInterrupt:
+            self.cancel()
             raise
-        self._finish(t0)
-        return result
+        finally:
+            self.backend.close()
+        return self.result
 
-    def _schedule(self) -> None:
-        while True:
-            if self.cancel_requested:
-                self._cancel_all()
-                return
-            while self.ready and not self.cancel_requested:
-                self._dispatch(self.ready.popleft())
-            if self.cancel_requested:
-                continue
-            if self.in_flight == 0:
-                if self.ready:
-                    continue
-                return
-            item = self.queue.get()
-            while True:  # take every completion that is already there before dispatching
-                if item is not WAKE:
-                    name, outcome = item
-                    self.in_flight -= 1
-                    if self.futures.pop(name, None) is None:
-                        self._sync_in_flight -= 1
-                    self._complete(name, outcome)
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-
-    def _make_ready(self, name: str) -> None:
-        if self.result.task_runs[name].status is not TaskStatus.PENDING:
-            return
-        if self._phase_of and self._phase_of[name] > self._phase:
-            self._held.setdefault(self._phase_of[name], []).append(name)
-            return
-        self.ready.append(name)
-
-    def _dispatch(self, name: str) -> None:
-        task = self.by_name[name]
-        run = self.result.task_runs[name]
-        parents = self.parents[name]
-        try:
-            if parents:
-                data = merge_outputs(name, self.name, [(p, self.dumps[p]) for p in parents])
+    def start(self) -> None:
+        """Start the run and return (tasks go on in the backend)."""
+        gc_tuning.relax()
+        self._t0 = time.perf_counter()
+        self.result.started_at = _now()
+        self.backend.open(self)
+        with self._lock:
+            self.dispatcher.emit("on_run_start")
+            if self._eager:
+                # every task at once, parents first; the backend wires them together
+                order = [n for phase in self.snapshot.phases for n in phase]
+                self.backend.submit([self._job(n) for n in order])
+                self._start_ready()  # no outcome can be here yet: deliver() waits for the lock
+                jobs = []
             else:
-                data = self.input_data
-            model = build_input(task, self.name, data, parents)
-        except GerminateError as err:
-            run.status = TaskStatus.RUNNING
-            run.start_time = time.time()
-            self.dispatcher.emit("on_task_start", run)
-            self._complete(name, ("error", task_error(err, with_traceback=False), 0.0))
-            return
-        run.input = model
-        executor = task.executor
-        assert executor is not None
-        if self.reuse:
-            entry = reuse_cache.lookup(self.state.registry, self.name, name)
-            if entry is not None and entry.matches(executor.fingerprint, model):
-                run.status = TaskStatus.CACHED
-                run.output = entry.output
-                run.start_time = time.time()
-                run.duration = 0.0
-                self.dispatcher.emit("on_task_end", run)
-                self._released(name, entry.output)
+                jobs = self._start_ready()
+            if not self.schedule.is_active():
+                self._close()
+        if jobs:
+            self.backend.submit(jobs)
+
+    def deliver(self, outcome: Outcome) -> None:
+        """Apply a task's outcome (any thread); the newly ready tasks go to the backend."""
+        try:
+            with self._lock:
+                if self._closed:
+                    self._late(outcome)
+                    return
+                jobs = self._drain([outcome]) if self._eager else self._apply(outcome, None)
+                if self._closed:
+                    return
+                if not self.schedule.is_active():
+                    self._close()
+                    return
+            if jobs:
+                self.backend.submit(jobs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:  # noqa: BLE001 - a bug here must end the run, not hang it
+            self._abort(err)
+
+    def cancel(self) -> None:
+        """Stop the run (thread-safe): pending and running tasks end ``cancelled``.
+
+        Async tasks are cancelled (and have unwound when the run reports finished, unless they
+        take over ``SETTLE_TIMEOUT`` seconds); a sync task whose code is running in a thread
+        cannot be stopped: it is marked ``background`` and named in ``result.background``.
+        """
+        with self._lock:
+            if self._closed:
                 return
-        run.status = TaskStatus.RUNNING
-        run.start_time = time.time()
-        self.started[name] = time.perf_counter()
-        self.dispatcher.emit("on_task_start", run)
-        if executor._is_async:
-            loop_submit = self._async_submit()
-            fut = loop_submit(call_async(task, self.name, model, self.deps))
-            self.futures[name] = fut
-            fut.add_done_callback(on_done(functools.partial(self._async_done, name)))
-        elif self.inline:
-            self._complete(name, call_sync(task, self.name, model, self.deps))
-            return
-        else:
-            self._submit_sync(name, task, model)
-        self.in_flight += 1
+            self._cancel_locked()
+        self.backend.settle(SETTLE_TIMEOUT)
+        self._finish()
 
-    def _complete(self, name: str, outcome: Outcome) -> None:
-        run = self.result.task_runs[name]
-        if run.status is not TaskStatus.RUNNING:  # cancelled meanwhile: discard
-            return
-        kind, value, duration = outcome
-        run.duration = duration
-        if kind == "ok":
-            run.status = TaskStatus.SUCCEEDED
-            run.output = value
-            executor = self.by_name[name].executor
-            assert executor is not None
-            entry = CacheEntry(executor.fingerprint, run.input, value)
-            reuse_cache.store(self.state.registry, self.name, name, entry)
-            self.dispatcher.emit("on_task_end", run)
-            self._released(name, value)
-        else:
-            run.status = TaskStatus.FAILED
-            run.error = value
-            self.dispatcher.emit("on_task_end", run)
-            self._finalised(name)
-            self._skip_descendants(name)
-
-    def _released(self, name: str, output: BaseModel) -> None:
-        children = self.children[name]
-        if children:
-            self.dumps[name] = output.model_dump()
-        self._finalised(name)
-        for child in children:
-            left = self.waiting[child] - 1
-            self.waiting[child] = left
-            if left == 0:
-                self._make_ready(child)
-
-    def _skip_descendants(self, failed: str) -> None:
-        stack = list(self.children[failed])
-        while stack:
-            name = stack.pop()
-            run = self.result.task_runs[name]
-            if run.status is not TaskStatus.PENDING:
-                continue
-            run.status = TaskStatus.SKIPPED
-            run.skipped_because = failed
-            self.dispatcher.emit("on_task_end", run)
-            self._finalised(name)
-            stack.extend(self.children[name])
-
-    def _finalised(self, name: str) -> None:
-        self.remaining -= 1
-        if not self._phase_of:
-            return
-        self._phase_left[self._phase_of[name]] -= 1
-        while self._phase < len(self._phase_left) and self._phase_left[self._phase] == 0:
-            self._phase += 1
-            self.ready.extend(self._held.pop(self._phase, []))
-
-    # -- where tasks run ----------------------------------------------------------------
-
-    def _async_done(self, name: str, fut: concurrent.futures.Future[Outcome]) -> None:
-        self.queue.put((name, fut.result()))
-
-    def _submit_sync(self, name: str, task: TaskDefinition, model: BaseModel | None) -> None:
-        self._sync_in_flight += 1
-        if len(self._threads) < self.max_workers and self._sync_in_flight > len(self._threads):
-            thread = threading.Thread(
-                target=self._worker, name=f"germinate-{self.name}-{len(self._threads)}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
-        self._jobs.put((name, task, model))
-
-    def _worker(self) -> None:
-        """A pool thread: runs sync tasks until it gets ``None``; late results are ignored."""
-        jobs, done, state, deps = self._jobs, self.queue, self.name, self.deps
-        while True:
-            job = jobs.get()
-            if job is None:
+    def _cancel_locked(self) -> None:
+        with self._lock:
+            if self._closed:
                 return
-            name, task, model = job
-            if self.cancel_requested:
-                continue
-            done.put((name, call_sync(task, state, model, deps)))
+            self.cancel_event.set()
+            never, running = self.schedule.cancel()
+            still = self.backend.cancel(running) if running else set()
+            now = time.time()
+            runs = self.result.task_runs
+            for name in never:
+                runs[name].status = _CANCELLED
+                self.dispatcher.emit("on_task_end", runs[name])
+            for name in running:
+                tr = runs[name]
+                tr.status = _CANCELLED
+                if tr.start_time is not None:
+                    tr.duration = now - tr.start_time
+                if name in still:
+                    tr.background = True
+                    self.result.background.append(name)
+                self.dispatcher.emit("on_task_end", tr)
+            self._close(cancelled=True)
 
-    def _async_submit(self) -> Any:
-        if self._loop is not None:
-            loop = self._loop
-            return lambda coro: asyncio.run_coroutine_threadsafe(coro, loop)
-        if self._loop_thread is None:
-            self._loop_thread = LoopThread()
-        return self._loop_thread.submit
+    # -- inside the lock ----------------------------------------------------------------------
 
-    # -- stopping -----------------------------------------------------------------------
+    def _job(self, name: str) -> Job:
+        executor, parents, _ = self._plan[name]
+        assert executor is not None  # validated: every task has one
+        inputs = None if self._eager else self._dumps
+        cached = self._cache.get((self.name, name)) if self.reuse else None
+        return Job(
+            name,
+            self.name,
+            executor,
+            parents,
+            inputs,
+            None if parents else self.input_data,
+            cached,
+            self.run_id,
+            self.cancel_event,
+            self.deps,
+        )
 
-    def request_cancel(self) -> None:
-        """Ask the schedule to stop (thread-safe): pending and running tasks end ``cancelled``."""
-        self.cancel_requested = True
-        self.queue.put(WAKE)
+    def _drain(self, queue: list[Outcome]) -> list[Job]:
+        """Apply outcomes (and those an eager backend delivered early); return jobs to submit."""
+        jobs: list[Job] = []
+        while queue and not self._closed:
+            jobs.extend(self._apply(queue.pop(), queue))
+        return jobs
 
-    def _cancel_all(self) -> None:
-        self.cancelled = True
-        now = time.perf_counter()
-        for fut in list(self.futures.values()):
-            fut.cancel()
-        self.futures.clear()
-        for name, run in self.result.task_runs.items():
-            if run.status.is_final:
-                continue
-            if run.status is TaskStatus.RUNNING and name in self.started:
-                run.duration = now - self.started[name]
-            run.status = TaskStatus.CANCELLED
-            self.dispatcher.emit("on_task_end", run)
-        self.ready.clear()
+    def _start_ready(self, early: list[Outcome] | None = None) -> list[Job]:
+        """Mark the ready tasks running (with their events) and make their jobs.
 
-    def _finish(self, t0: float) -> None:
+        With an eager backend the outcome of a task may already be here: it goes to ``early``.
+        """
+        names = self.schedule.take_ready()
+        if not names:
+            return []
+        runs = self.result.task_runs
+        now = time.time()
+        for name in names:
+            tr = runs[name]
+            tr.status = _RUNNING
+            tr.start_time = now
+        jobs = [] if self._eager else [self._job(name) for name in names]
+        emit = self._emit
+        if emit is not None:
+            for name in names:
+                emit("on_task_start", runs[name])
+        if self._eager and early is not None:
+            for name in names:
+                found = self._early.pop(name, None)
+                if found is not None:
+                    early.append(found)
+        return jobs
+
+    def _apply(self, outcome: Outcome, early: list[Outcome] | None) -> list[Job]:
+        name = outcome.name
+        kind = outcome.kind
+        schedule = self.schedule
+        try:
+            if kind == "ok" or kind == "cached":
+                schedule.succeeded(name)
+                skipped: list[str] = []
+            else:
+                skipped = schedule.failed(name)
+        except ScheduleError:  # not running here
+            if schedule.status(name) == "pending":  # an eager backend ran it ahead of us
+                self._early[name] = outcome
+            return []  # ended meanwhile (skipped, cancelled): discard
+        tr = self.result.task_runs[name]
+        if outcome.start is not None:
+            tr.start_time = outcome.start
+        tr.duration = outcome.duration
+        tr.lane = outcome.lane
+        if outcome.input is not None:
+            tr.input = outcome.input
+        if kind == "ok" or kind == "cached":
+            tr.output = outcome.output
+            if kind == "ok":
+                tr.status = _SUCCEEDED
+                if outcome.input_dump is not UNHASHABLE and outcome.dump is not None:
+                    self._cache[(self.name, name)] = CacheEntry(
+                        outcome.fingerprint,
+                        outcome.input_dump,
+                        outcome.dump,
+                        type(outcome.output),  # type: ignore[arg-type]
+                    )
+            else:
+                tr.status = _CACHED
+            if self._plan[name][2] and outcome.dump is not None:
+                self._dumps[name] = outcome.dump
+        else:
+            if kind == "skipped":  # an eager backend's view; here the parent is final already
+                msg = (
+                    f"task '{name}' was not run by the backend: its parent "
+                    f"'{outcome.skipped_because}' did not succeed there"
+                )
+                outcome.error = TaskError("RuntimeError", msg, "")
+            tr.status = _FAILED
+            tr.error = outcome.error
+            runs = self.result.task_runs
+            for child in skipped:
+                runs[child].status = _SKIPPED
+                runs[child].skipped_because = name
+        emit = self._emit
+        if emit is not None:
+            emit("on_task_end", tr)
+            runs = self.result.task_runs
+            for child in skipped:
+                emit("on_task_end", runs[child])
+        return self._start_ready(early)  # nothing when an observer cancelled the run meanwhile
+
+    def _late(self, outcome: Outcome) -> None:
+        """A result that arrived after the run ended: discarded; a background task is done."""
+        if outcome.name in self.result.background:
+            self.result.background.remove(outcome.name)
+
+    def _close(self, *, cancelled: bool = False) -> None:
+        """Final statuses and ``on_run_end``; a cancelled run finishes after ``settle``."""
+        if self._closed:
+            return
+        self._closed = True
         result = self.result
-        result.duration = time.perf_counter() - t0
-        for _ in self._threads:
-            self._jobs.put(None)
-        if self._loop_thread is not None:
-            self._loop_thread.stop()
-        statuses = {r.status for r in result.task_runs.values()}
-        if self.cancelled:
-            result.status = "cancelled"
-        elif statuses <= {TaskStatus.SUCCEEDED, TaskStatus.CACHED}:
-            result.status = "succeeded"
+        result.duration = time.perf_counter() - self._t0
+        if cancelled:
+            result.status = RunStatus.CANCELLED
+        elif all(tr.status.is_ok for tr in result.task_runs.values()):
+            result.status = RunStatus.SUCCEEDED
         else:
-            result.status = "failed"
+            result.status = RunStatus.FAILED
+        result._outputs = None  # built once, in declaration order, on first read
         self.state.registry.last_results[self.name] = result
+        self._early.clear()
         try:
             self.dispatcher.emit("on_run_end")
         finally:
-            self._finished.set()
+            gc_tuning.restore()
+            if not cancelled:
+                self._finish()
+
+    def _finish(self) -> None:
+        if self.finished.is_set():
+            return
+        self.finished.set()
+        self.backend.wake()
+        for callback in self._on_finish:
+            callback()
+
+    def _abort(self, err: BaseException) -> None:
+        """An error inside the run itself: fail what is left and end the run (never hang)."""
+        with self._lock:
+            if self._closed:
+                return
+            error = describe_error(err)
+            error.message = f"germinate_nb internal error, please report it: {error.message}"
+            self.cancel_event.set()
+            never, running = self.schedule.cancel()
+            for name in [*never, *running]:
+                tr = self.result.task_runs[name]
+                tr.status = _FAILED
+                tr.error = error
+            self.backend.cancel(running)
+            self._close()
 
 
 class RunHandle:
     """A run going on in a background thread (from :func:`start_run`)."""
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: Run) -> None:
         self._run = run
         self.exception: BaseException | None = None
         self._thread = threading.Thread(
@@ -465,7 +420,7 @@ class RunHandle:
     def _main(self) -> None:
         try:
             self._run.execute()
-        except BaseException as err:  # recorded; the result still says cancelled/failed
+        except BaseException as err:  # noqa: BLE001 - recorded; the result says what happened
             self.exception = err
 
     @property
@@ -476,15 +431,15 @@ class RunHandle:
     @property
     def done(self) -> bool:
         """Has the run ended?"""
-        return self._run._finished.is_set()
+        return self._run.finished.is_set()
 
     def cancel(self) -> None:
-        """Stop the run: pending tasks and running async tasks become ``cancelled``."""
-        self._run.request_cancel()
+        """Stop the run: see :meth:`Run.cancel`."""
+        self._run.cancel()
 
     def wait(self, timeout: float | None = None) -> RunResult | None:
         """Block until the run ends; returns the result, or None on timeout."""
-        if not self._run._finished.wait(timeout):
+        if not self._run.finished.wait(timeout):
             return None
         return self._run.result
 
@@ -498,7 +453,7 @@ def start_run(state: State, input: Any = None, **options: Any) -> RunHandle:
     Takes the same options as :func:`run`. Problems found by validation raise here, before
     anything starts.
     """
-    return RunHandle(_Run(state, input, **options))
+    return RunHandle(Run(state, input, **options))
 
 
 def run(
@@ -508,6 +463,7 @@ def run(
     reuse: bool = False,
     strategy: Strategy = "dependencies",
     max_workers: int | None = None,
+    backend: Any = None,
     executor: Any = None,
     observers: Iterable[Any] = (),
     targets: Sequence[str] | None = None,
@@ -527,8 +483,10 @@ def run(
         for each whole phase (the seed's behaviour).
     max_workers
         Threads for sync tasks (default 32; 1 runs sync tasks one by one in this thread).
+    backend
+        ``None``/``"local"``, ``"dask"``, or a :class:`Backend` such as ``DaskBackend(client)``.
     executor
-        ``None`` or ``"local"``.
+        The older name of ``backend``.
     observers
         :class:`RunObserver` objects (or callables ``fn(event, result, task_run)``).
     targets
@@ -542,15 +500,16 @@ def run(
         Re-raised after the run is cancelled and its result recorded in
         ``state.registry.last_results``.
 
-    Works from a notebook cell: the schedule runs in this thread without an event loop, and
-    async tasks run on a loop of their own.
+    Works from a notebook cell: the calling thread only waits (or runs sync tasks inline with
+    ``max_workers=1``), and async tasks run on a loop of their own.
     """
-    return _Run(
+    return Run(
         state,
         input,
         reuse=reuse,
         strategy=strategy,
         max_workers=max_workers,
+        backend=backend,
         executor=executor,
         observers=observers,
         targets=targets,
@@ -560,31 +519,27 @@ def run(
 async def arun(state: State, input: Any = None, **options: Any) -> RunResult:
     """Async twin of :func:`run`: async tasks run on the caller's event loop.
 
-    Cancelling the awaiting coroutine cancels the run.
+    Sync tasks run on threads (never on the loop). Cancelling the awaiting coroutine cancels
+    the run.
     """
     loop = asyncio.get_running_loop()
-    the_run = _Run(state, input, loop=loop, **options)
-    done: asyncio.Future[RunResult] = loop.create_future()
+    the_run = Run(state, input, loop=loop, **options)
+    done: asyncio.Future[None] = loop.create_future()
 
-    def deliver(value: Any, error: BaseException | None) -> None:
-        if done.done():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(value)
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
 
-    def main() -> None:
-        try:
-            value = the_run.execute()
-        except BaseException as err:
-            loop.call_soon_threadsafe(deliver, None, err)
-        else:
-            loop.call_soon_threadsafe(deliver, value, None)
+    def finished() -> None:
+        loop.call_soon_threadsafe(settle)
 
-    threading.Thread(target=main, name=f"germinate-arun-{the_run.name}", daemon=True).start()
+    the_run._on_finish.append(finished)
     try:
-        return await asyncio.shield(done)
+        the_run.start()
+        await asyncio.shield(done)
     except asyncio.CancelledError:
-        the_run.request_cancel()
+        the_run.cancel()
         raise
+    finally:
+        await asyncio.to_thread(the_run.backend.close)
+    return the_run.result

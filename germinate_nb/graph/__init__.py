@@ -1,1 +1,1 @@
-"""Algorithms over the networkx graph of a state's tasks: build, phases, validation."""
+"""Pure graph algorithms over adjacency mappings (the bottom layer: imports no other layer)."""

@@ -1,31 +1,79 @@
-"""Topological generations ("phases"): the tasks that can run side by side, layer by layer."""
+"""Topological generations ("phases") and cycles, over adjacency mappings or networkx graphs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import networkx as nx
 
-from germinate_nb.core.task import TaskDefinition
 from germinate_nb.errors import DagCycleError
-from germinate_nb.graph.build import build_tasks_dag
 
 __all__ = [
     "find_cycles",
     "format_cycle",
-    "task_generations",
+    "generations",
     "topological_generations",
     "toposort_tasks_phases",
 ]
 
 
-def topological_generations(g: nx.DiGraph, *, state: str | None = None) -> list[list[str]]:
-    """Return the topological generations of a DAG, names sorted inside each generation.
+def generations(
+    order: Sequence[str],
+    parents: Mapping[str, Sequence[str]],
+    children: Mapping[str, Sequence[str]],
+    *,
+    state: str | None = None,
+) -> list[list[str]]:
+    """Topological generations of ``order`` (Kahn's algorithm), names sorted in each generation.
+
+    ``parents`` and ``children`` hold only edges between names of ``order``.
 
     Raises
     ------
     DagCycleError
-        With the cycle as a path (``err.cycle``) when the graph is not a DAG.
+        With one cycle as a closed path (``err.cycle``) when the names do not form a DAG.
+
+    Examples
+    --------
+    >>> parents = {"a": [], "b": [], "c": ["a", "b"]}
+    >>> generations(["a", "b", "c"], parents, {"a": ["c"], "b": ["c"], "c": []})
+    [['a', 'b'], ['c']]
+    >>> generations(["a", "b"], {"a": ["b"], "b": ["a"]}, {"a": ["b"], "b": ["a"]}, state="s")
+    Traceback (most recent call last):
+    ...
+    germinate_nb.errors.DagCycleError: cycle in state 's': a -> b -> a. Remove ...
+    """
+    indegree = {name: len(parents[name]) for name in order}
+    current = [name for name, n in indegree.items() if n == 0]
+    result: list[list[str]] = []
+    seen = 0
+    while current:
+        current.sort()
+        result.append(current)
+        seen += len(current)
+        following: list[str] = []
+        for name in current:
+            for child in children[name]:
+                left = indegree[child] - 1
+                indegree[child] = left
+                if left == 0:
+                    following.append(child)
+        current = following
+    if seen < len(indegree):
+        cycle = find_cycles(children)[0]
+        raise DagCycleError(format_cycle(cycle, state), cycle=cycle, state=state)
+    return result
+
+
+def topological_generations(g: nx.DiGraph, *, state: str | None = None) -> list[list[str]]:
+    """Return the topological generations of a networkx DAG, names sorted in each generation.
+
+    Raises
+    ------
+    DagCycleError
+        With the cycle as a path (``err.cycle``) when the graph is not a DAG; it is also a
+        ``TypeError``, the type the seed raised.
 
     Examples
     --------
@@ -43,83 +91,54 @@ def topological_generations(g: nx.DiGraph, *, state: str | None = None) -> list[
         raise DagCycleError(format_cycle(cycle, state), cycle=cycle, state=state) from None
 
 
-def task_generations(
-    tasks: Sequence[TaskDefinition], *, state: str | None = None
-) -> list[list[str]]:
-    """Phases of tasks, straight from their edges (edges to tasks outside ``tasks`` are ignored).
+class _Task(Protocol):
+    @property
+    def name(self) -> str: ...  # pragma: no cover
 
-    Same answer as :func:`topological_generations` on ``build_tasks_dag(tasks)`` without
-    building the networkx graph: Kahn's algorithm over the tasks' own parent/child links.
-
-    Raises
-    ------
-    DagCycleError
-        With the cycle as a path when the tasks are not a DAG.
-    """
-    members = {t.name: t for t in tasks}
-    indegree: dict[str, int] = {}
-    current: list[TaskDefinition] = []
-    for t in tasks:
-        n = 0
-        for p in t._parents:
-            if members.get(p.name) is p:
-                n += 1
-        indegree[t.name] = n
-        if n == 0:
-            current.append(t)
-    generations: list[list[str]] = []
-    seen = 0
-    while current:
-        generations.append(sorted([t.name for t in current]))
-        seen += len(current)
-        following: list[TaskDefinition] = []
-        for t in current:
-            for c in t._children:
-                name = c.name
-                if members.get(name) is c:
-                    left = indegree[name] - 1
-                    indegree[name] = left
-                    if left == 0:
-                        following.append(c)
-        current = following
-    if seen < len(members):
-        cycle = find_cycles(build_tasks_dag(tasks))[0]
-        raise DagCycleError(format_cycle(cycle, state), cycle=cycle, state=state)
-    return generations
+    @property
+    def parents(self) -> Iterable[_Task]: ...  # pragma: no cover
 
 
-def toposort_tasks_phases(tasks: Sequence[TaskDefinition]) -> list[list[str]]:
-    """Phases of a list of tasks: all tasks of one phase can run in parallel."""
+def toposort_tasks_phases(tasks: Sequence[_Task]) -> list[list[str]]:
+    """Phases of a list of tasks: all tasks of one phase can run in parallel (the seed's API)."""
+    from germinate_nb.graph.build import build_tasks_dag
+
     return topological_generations(build_tasks_dag(tasks))
 
 
-def find_cycles(g: nx.DiGraph) -> list[list[str]]:
-    """One cycle per strongly connected component, each as a closed path starting at its least name.
+def find_cycles(graph: nx.DiGraph | Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component, each a closed path starting at its least name.
+
+    ``graph`` is a networkx graph or a mapping from a name to its successors.
 
     Examples
     --------
-    >>> find_cycles(nx.DiGraph([("b", "c"), ("c", "a"), ("a", "b"), ("x", "y")]))
+    >>> find_cycles({"b": ["c"], "c": ["a"], "a": ["b"], "x": ["y"], "y": []})
     [['a', 'b', 'c', 'a']]
     """
+    g = graph if isinstance(graph, nx.DiGraph) else _digraph(graph)
     cycles = []
     for component in nx.strongly_connected_components(g):
         if len(component) == 1:
             (node,) = component
-            if not g.has_edge(node, node):
-                continue
-            cycles.append([node, node])
+            if g.has_edge(node, node):
+                cycles.append([node, node])
             continue
         start = min(component)
-        sub = g.subgraph(component)
-        edges = nx.find_cycle(sub, source=start)
-        path = [edges[0][0]] + [v for _, v in edges]
-        # rotate so the path starts at the least name of the cycle
-        body = path[:-1]
-        i = body.index(min(body))
+        edges = nx.find_cycle(g.subgraph(component), source=start)
+        body: list[Any] = [edges[0][0]] + [v for _, v in edges][:-1]
+        i = body.index(min(body))  # rotate so the path starts at the least name of the cycle
         body = body[i:] + body[:i]
         cycles.append([*body, body[0]])
     cycles.sort()
     return cycles
+
+
+def _digraph(successors: Mapping[str, Iterable[str]]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_nodes_from(successors)
+    g.add_edges_from((a, b) for a, bs in successors.items() for b in bs)
+    return g
 
 
 def format_cycle(cycle: Sequence[str], state: str | None = None) -> str:

@@ -16,12 +16,12 @@ from traitlets import Unicode
 
 from germinate_nb.core.schema import MergedInput, type_name
 from germinate_nb.core.state import State
+from germinate_nb.core.validate import Problem
 from germinate_nb.core.workflow import Workflow
 from germinate_nb.errors import DagCycleError, DagValidationError, GerminateError
 from germinate_nb.execution.cache import clear_cache
 from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
 from germinate_nb.execution.runner import RunHandle, start_run
-from germinate_nb.graph.validate import Problem
 from germinate_nb.notebook.forms import InputForm
 from germinate_nb.render.mpl import MAX_LABELS, draw_state, draw_workflow, figure_png
 from germinate_nb.render.text import STATUS_COLORS

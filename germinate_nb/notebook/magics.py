@@ -136,28 +136,28 @@ def _resolve_model(ns: dict[str, Any], dotted: str, option: str, where: str) -> 
 
 def _would_cycle(state: State, name: str, parents: list[str]) -> list[str] | None:
     """The cycle path that wiring ``parents >> name`` would close, or None."""
-    if name not in state:
+    snap = state.snapshot()
+    if name not in snap:
         return None
-    task = state.get(name)
     for parent in parents:
         # is `parent` downstream of `name`? then parent -> name closes a cycle
-        path = _path(task, parent)
+        path = _path(snap.children, name, parent)
         if path is not None:
             return [*path, name]
     return None
 
 
-def _path(start: Any, target: str) -> list[str] | None:
-    stack = [(start, [start.name])]
-    seen = {start.name}
+def _path(children: Any, start: str, target: str) -> list[str] | None:
+    stack = [(start, [start])]
+    seen = {start}
     while stack:
         task, path = stack.pop()
-        for child in task._children:
-            if child.name == target:
+        for child in children[task]:
+            if child == target:
                 return [*path, target]
-            if child.name not in seen:
-                seen.add(child.name)
-                stack.append((child, [*path, child.name]))
+            if child not in seen:
+                seen.add(child)
+                stack.append((child, [*path, child]))
     return None
 
 

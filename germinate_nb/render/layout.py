@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
 from germinate_nb.errors import DagCycleError
 
@@ -32,15 +33,14 @@ class Layout:
         return max((len(layer) for layer in self.layers), default=0)
 
 
-def _layers(state: State, names: set[str] | None) -> tuple[list[list[str]], bool]:
+def _layers(snap: DagSnapshot, names: set[str] | None) -> tuple[list[list[str]], bool]:
     try:
-        phases = state.phases
+        phases = snap.phases
         cyclic = False
     except DagCycleError:
-        g = state.dag
-        condensed = nx.condensation(g)
+        condensed = nx.condensation(snap.networkx())
         phases = [
-            sorted(n for c in gen for n in condensed.nodes[c]["members"] if n in state)
+            sorted(n for c in gen for n in condensed.nodes[c]["members"])
             for gen in nx.topological_generations(condensed)
         ]
         cyclic = True
@@ -68,14 +68,16 @@ def phase_layout(state: State, names: Iterable[str] | None = None) -> Layout:
     {'a': (0.0, 0.0), 'b': (1.0, 0.5), 'c': (1.0, -0.5)}
     """
     subset = set(names) if names is not None else None
-    layers, cyclic = _layers(state, subset)
+    snap = state.snapshot()
+    parents = snap.parents
+    layers, cyclic = _layers(snap, subset)
     positions: dict[str, tuple[float, float]] = {}
     ordered: list[list[str]] = []
     for x, layer in enumerate(layers):
         if x > 0:
 
             def key(name: str) -> tuple[float, str]:
-                ys = [positions[p.name][1] for p in state.get(name)._parents if p.name in positions]
+                ys = [positions[p][1] for p in parents[name] if p in positions]
                 return (-(sum(ys) / len(ys)) if ys else 0.0, name)
 
             layer = sorted(layer, key=key)
@@ -88,26 +90,7 @@ def phase_layout(state: State, names: Iterable[str] | None = None) -> Layout:
 
 def focus_tasks(state: State, name: str, hops: int | None = None) -> set[str]:
     """The task with its ancestors and descendants, or everything within ``hops`` edges."""
-    task = state.get(name)
-    if hops is not None:
-        seen = {name}
-        frontier = [task]
-        for _ in range(hops):
-            following = []
-            for t in frontier:
-                for other in (*t._parents, *t._children):
-                    if other.name not in seen and other.name in state:
-                        seen.add(other.name)
-                        following.append(other)
-            frontier = following
-        return seen
-    seen = {name}
-    for attr in ("_parents", "_children"):
-        stack = [task]
-        while stack:
-            t = stack.pop()
-            for other in getattr(t, attr):
-                if other.name not in seen and other.name in state:
-                    seen.add(other.name)
-                    stack.append(other)
-    return seen
+    snap = state.snapshot()
+    if name not in snap:
+        state.get(name)  # UnknownTaskError with a did-you-mean
+    return snap.lineage(name, hops)

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from germinate_nb.core.state import State
-from germinate_nb.graph.validate import Problem
+from germinate_nb.core.validate import Problem
 from germinate_nb.render.layout import Layout, focus_tasks, phase_layout
 from germinate_nb.render.text import PROBLEM_COLOR, STATUS_COLORS
 
@@ -145,18 +145,19 @@ def _draw_edges(
 ) -> None:
     r = 0.09 if labels else 0.04
     segments, colors, heads, head_colors = [], [], [], []
+    parents = state.snapshot().parents
     for name in pos:
         x2, y2 = pos[name]
-        for parent in state.get(name)._parents:
-            if parent.name not in pos:
+        for parent in parents[name]:
+            if parent not in pos:
                 continue
-            x1, y1 = pos[parent.name]
+            x1, y1 = pos[parent]
             dx, dy = x2 - x1, y2 - y1
             length = (dx * dx + dy * dy) ** 0.5 or 1.0
             ux, uy = dx / length, dy / length
             start = (x1 + ux * r, y1 + uy * r)
             end = (x2 - ux * r, y2 - uy * r)
-            color = PROBLEM_COLOR if (parent.name, name) in bad else EDGE_COLOR
+            color = PROBLEM_COLOR if (parent, name) in bad else EDGE_COLOR
             segments.append((start, end))
             colors.append(color)
             h, w = (0.07, 0.035) if labels else (0.035, 0.018)

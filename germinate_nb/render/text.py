@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from germinate_nb.core.state import State
-from germinate_nb.graph.validate import Problem
+from germinate_nb.core.validate import Problem
 
 __all__ = ["STATUS_COLORS", "to_dot", "to_mermaid"]
 

@@ -75,13 +75,19 @@ def test_non_model_input_is_refused():
             return Counts(n=1)
 
 
-def test_unannotated_input_is_refused():
-    s = State("s")
-    with pytest.raises(DeclarationError, match=r"no annotation on its input parameter 'input'"):
+def test_unannotated_input_means_any_model_as_in_the_seed():
+    from pydantic import BaseModel
 
-        @s.task()
-        def f(input) -> Counts:
-            return Counts(n=1)
+    from germinate_nb import get_io_schemas, run
+
+    def f(input) -> Counts:
+        return Counts(n=len(input.text))
+
+    assert get_io_schemas(f) == (BaseModel, Counts)
+    s = State("s")
+    s.task()(f)
+    result = run(s, {"text": "abc"})
+    assert result.outputs["f"] == Counts(n=3)
 
 
 def test_unresolvable_annotation_is_refused():

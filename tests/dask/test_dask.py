@@ -303,7 +303,7 @@ def test_no_client_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(distributed, "get_client", none)
     from germinate_nb.execution.dask import NoDaskClientError
 
-    with pytest.raises(NoDaskClientError, match=r"executor='dask' found no Dask client. Start one"):
+    with pytest.raises(NoDaskClientError, match=r"backend='dask' found no Dask client. Start one"):
         DaskExecutor()
 
 

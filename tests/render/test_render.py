@@ -62,7 +62,7 @@ def test_node_colours_follow_status():
 
 
 def test_edges_are_one_collection_and_problem_edges_red():
-    from germinate_nb.graph.validate import Problem
+    from germinate_nb.core.validate import Problem
 
     s = make_state()
     problem = Problem("schema-gap", "d needs x", tasks=("d",), edges=(("b", "d"),))

@@ -6,15 +6,17 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from germinate_nb.core.schema import MergedInput, is_compatible, type_name
-from germinate_nb.core.state import State
-from germinate_nb.core.task import TaskDefinition
-from germinate_nb.errors import DagValidationError, UnknownTaskError
-from germinate_nb.graph.phases import find_cycles, format_cycle
+from germinate_nb.core.schema import is_any_model, is_compatible, type_name
+from germinate_nb.core.snapshot import DagSnapshot, TaskSpec
+from germinate_nb.errors import DagValidationError
+from germinate_nb.graph.phases import format_cycle
+
+if TYPE_CHECKING:
+    from germinate_nb.core.state import State
 
 __all__ = ["Problem", "problems_error", "validate"]
 
@@ -59,33 +61,27 @@ def _is_compatible(source: Any, target: Any) -> bool:
         return is_compatible(source, target)
 
 
-def validate(state: State, *, input: Any = None, raise_on_error: bool = False) -> list[Problem]:
+def validate(
+    state: State | DagSnapshot, *, input: Any = None, raise_on_error: bool = False
+) -> list[Problem]:
     """Check a state's DAG and return all its problems (an empty list when it is sound).
 
     Parameters
     ----------
     state
-        The state to check.
+        The state to check (or a snapshot of it).
     input
         The run input (dict or model); when given, root tasks' required fields are checked
         against it.
     raise_on_error
         Raise :class:`DagValidationError` holding every problem instead of returning them.
     """
+    snap = state if isinstance(state, DagSnapshot) else state.snapshot()
     input_keys = _input_keys(input)
-    signature = (
-        state.version,
-        state.registry.version,
-        None if input_keys is None else tuple(sorted(input_keys)),
-    )
-    cached = state._validation_cache
-    if cached is not None and cached[0] == signature:
-        problems = list(cached[1])
-    else:
-        problems = _find_problems(state, input_keys)
-        state._validation_cache = (signature, tuple(problems))
+    key = None if input_keys is None else tuple(sorted(input_keys))
+    problems = list(snap.memo(("problems", key), lambda: tuple(_find_problems(snap, input_keys))))
     if raise_on_error and problems:
-        lead = f"state '{state.name}' has"
+        lead = f"state '{snap.state}' has"
         raise problems_error(lead, problems)
     return problems
 
@@ -98,31 +94,20 @@ def problems_error(lead: str, problems: list[Problem]) -> DagValidationError:
     return DagValidationError(msg, problems=problems)
 
 
-def _find_problems(state: State, input_keys: dict[str, Any] | None) -> list[Problem]:
+def _find_problems(snap: DagSnapshot, input_keys: dict[str, Any] | None) -> list[Problem]:
     problems: list[Problem] = []
-    tasks = state.tasks
-    for cycle in find_cycles(state.dag) if _has_cycle(state) else []:
+    for cycle in snap.cycles:
         problems.append(
             Problem(
                 "cycle",
-                format_cycle(cycle, state.name),
+                format_cycle(cycle, snap.state),
                 tasks=tuple(cycle[:-1]),
                 edges=tuple(zip(cycle[:-1], cycle[1:], strict=True)),
             )
         )
-    for task in tasks:
-        _check_task(state, task, input_keys, problems)
+    for name in snap.names:
+        _check_task(snap, snap.tasks[name], input_keys, problems)
     return problems
-
-
-def _has_cycle(state: State) -> bool:
-    from germinate_nb.errors import DagCycleError
-
-    try:
-        _ = state.phases
-    except DagCycleError:
-        return True
-    return False
 
 
 def _input_keys(input: Any) -> dict[str, Any] | None:
@@ -138,58 +123,62 @@ def _input_keys(input: Any) -> dict[str, Any] | None:
 
 
 def _check_task(
-    state: State,
-    task: TaskDefinition,
+    snap: DagSnapshot,
+    task: TaskSpec,
     input_keys: dict[str, Any] | None,
     problems: list[Problem],
 ) -> None:
+    state = snap.state
     executor = task.executor
     if executor is None:
-        reason = "no executor"
-        if task.executor_name:
-            try:
-                executor = state.registry.get_executor(task.executor_name)
-            except UnknownTaskError:
-                reason = f"no executor: '{task.executor_name}' is not registered"
-        if executor is None:
-            problems.append(
-                Problem(
-                    "no-executor",
-                    f"task '{task.name}' in state '{state.name}' has {reason}. Declare it with "
-                    f"@{state.name}.task() or register its executor in the TaskRegistry.",
-                    tasks=(task.name,),
-                )
+        reason = f"no executor: {task.missing}" if task.missing else "no executor"
+        problems.append(
+            Problem(
+                "no-executor",
+                f"task '{task.name}' in state '{state}' has {reason}. Declare it with "
+                f"@{state}.task() or register its executor in the TaskRegistry.",
+                tasks=(task.name,),
             )
-            return
-    parents = task.parents
-    for parent in parents:
-        if parent.state is not state:
-            other = parent.state.name if parent.state is not None else "no state"
-            problems.append(
-                Problem(
-                    "foreign-parent",
-                    f"task '{task.name}' in state '{state.name}' has parent '{parent.name}' "
-                    f"from {'state ' if parent.state else ''}'{other}'. Tasks depend only on "
-                    f"tasks of their own state: declare '{parent.name}' in '{state.name}' or "
-                    "join the states with a transition.",
-                    tasks=(task.name, parent.name),
-                    edges=((parent.name, task.name),),
-                )
-            )
-    schema = executor.input_schema
-    if schema is None or schema is MergedInput:
+        )
         return
+    for parent in task.foreign_parents:
+        other = parent.state if parent.state is not None else "no state"
+        problems.append(
+            Problem(
+                "foreign-parent",
+                f"task '{task.name}' in state '{state}' has parent '{parent.name}' "
+                f"from {'state ' if parent.state else ''}'{other}'. Tasks depend only on "
+                f"tasks of their own state: declare '{parent.name}' in '{state}' or "
+                "join the states with a transition.",
+                tasks=(task.name, parent.name),
+                edges=((parent.name, task.name),),
+            )
+        )
+    schema = executor.input_schema
+    if schema is None or is_any_model(schema):
+        return
+    parents = [*task.parents, *(p.name for p in task.foreign_parents)]
     if not parents:
         if input_keys is not None:
-            _check_root(state, task, schema, _fields(schema), input_keys, problems)
+            _check_root(state, task.name, schema, _fields(schema), input_keys, problems)
         return
-    outs = tuple(p.executor.output_schema if p.executor is not None else None for p in parents)
+    outs = tuple(_output_schema(snap, task, p) for p in parents)
     try:
         findings = _analyse(schema, outs)
     except TypeError:  # an unhashable model in the mix: analyse without the memo
         findings = _analyse.__wrapped__(schema, outs)
     for finding in findings:
-        problems.append(_problem(state, task, schema, parents, finding))
+        problems.append(_problem(snap, task.name, schema, parents, finding))
+
+
+def _output_schema(snap: DagSnapshot, task: TaskSpec, parent: str) -> type[BaseModel] | None:
+    """A parent's output model, or None when any fields may come out of it."""
+    spec = snap.tasks.get(parent)
+    if spec is not None:
+        out = spec.executor.output_schema if spec.executor is not None else None
+    else:
+        out = next(p.output_schema for p in task.foreign_parents if p.name == parent)
+    return None if out is None or is_any_model(out) else out
 
 
 Finding = tuple[Any, ...]
@@ -231,61 +220,62 @@ def _analyse(
 
 
 def _problem(
-    state: State,
-    task: TaskDefinition,
+    snap: DagSnapshot,
+    task: str,
     schema: type[BaseModel],
-    parents: list[TaskDefinition],
+    parents: list[str],
     finding: Finding,
 ) -> Problem:
     kind, fname = finding[0], finding[1]
-    where = f"task '{task.name}' in state '{state.name}'"
+    where = f"task '{task}' in state '{snap.state}'"
     if kind == "schema-gap":
         annotation = finding[2]
         outs = "; ".join(
-            f"'{p.name}' outputs {', '.join(_outputs(p)) or 'nothing'}" for p in parents
+            f"'{p}' outputs {', '.join(_outputs(snap, p)) or 'nothing'}" for p in parents
         )
         return Problem(
             kind,
             f"{where} needs input field '{fname}: {type_name(annotation)}' ({schema.__name__}), "
             f"but no parent provides it ({outs}). Add a parent whose output has '{fname}', or "
             f"give {schema.__name__}.{fname} a default.",
-            tasks=(task.name,),
-            edges=tuple((p.name, task.name) for p in parents),
+            tasks=(task,),
+            edges=tuple((p, task) for p in parents),
             field=fname,
         )
     if kind == "type-mismatch":
         _, _, annotation, i, source_type = finding
-        parent = parents[i].name
+        parent = parents[i]
         return Problem(
             kind,
             f"{where} expects input field '{fname}: {type_name(annotation)}', but parent "
             f"'{parent}' outputs '{fname}: {type_name(source_type)}'. Change the parent's "
             f"'{fname}' to {type_name(annotation)} or change {schema.__name__}.",
-            tasks=(task.name, parent),
-            edges=((parent, task.name),),
+            tasks=(task, parent),
+            edges=((parent, task),),
             field=fname,
         )
     _, _, i, first_type, j, second_type = finding
-    first, second = parents[i].name, parents[j].name
+    first, second = parents[i], parents[j]
     return Problem(
         kind,
         f"{where} gets field '{fname}' from parents '{first}' ({type_name(first_type)}) and "
         f"'{second}' ({type_name(second_type)}), types that cannot agree. Rename one of the "
         "fields or make their types the same.",
-        tasks=(task.name, first, second),
-        edges=((first, task.name), (second, task.name)),
+        tasks=(task, first, second),
+        edges=((first, task), (second, task)),
         field=fname,
     )
 
 
-def _outputs(task: TaskDefinition) -> list[str]:
-    out = task.executor.output_schema if task.executor is not None else None
-    return list(_fields(out)) if out is not None else []
+def _outputs(snap: DagSnapshot, name: str) -> list[str]:
+    spec = snap.tasks.get(name)
+    out = spec.executor.output_schema if spec is not None and spec.executor is not None else None
+    return list(_fields(out)) if out is not None and not is_any_model(out) else []
 
 
 def _check_root(
-    state: State,
-    task: TaskDefinition,
+    state: str,
+    task: str,
     schema: type[BaseModel],
     wanted: dict[str, tuple[Any, bool]],
     input_keys: dict[str, Any],
@@ -297,10 +287,10 @@ def _check_root(
             problems.append(
                 Problem(
                     "schema-gap",
-                    f"root task '{task.name}' in state '{state.name}' needs input field "
+                    f"root task '{task}' in state '{state}' needs input field "
                     f"'{fname}: {type_name(annotation)}' ({schema.__name__}), but the run input "
                     f"has no '{fname}' (input keys: {keys}). Add '{fname}' to the run input.",
-                    tasks=(task.name,),
+                    tasks=(task,),
                     field=fname,
                 )
             )

@@ -1,0 +1,120 @@
+"""The Backend protocol: where task code runs; Job in, Outcome out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from germinate_nb.core.executor import DependencyCache, TaskExecutor
+    from germinate_nb.execution.cache import CacheEntry
+    from germinate_nb.execution.result import TaskError
+
+__all__ = ["Backend", "Job", "Outcome", "RunControl"]
+
+
+@dataclass(slots=True)
+class Job:
+    """One task of one run, as handed to a backend.
+
+    ``inputs`` maps (at least) each parent to its dumped output; it is None for a backend that
+    wires the parents' results itself (an eager backend such as Dask). ``run_input`` feeds a
+    root task.
+    ``cached`` is the reusable result to check the input against (``reuse=True``).
+    ``cancel`` is the run's cancel signal (what :func:`current_task` exposes to the task).
+    """
+
+    name: str
+    state: str
+    executor: TaskExecutor
+    parents: tuple[str, ...]
+    inputs: Mapping[str, Mapping[str, Any]] | None
+    run_input: Mapping[str, Any] | None
+    cached: CacheEntry | None
+    run_id: str
+    cancel: threading.Event
+    deps: DependencyCache
+    attempt: int = 1
+
+    @property
+    def cancelled(self) -> bool:
+        """Has the run been cancelled?"""
+        return self.cancel.is_set()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one task ended on a backend.
+
+    ``kind`` is ``ok`` (``output`` and its ``dump``), ``cached`` (reused: ``output``/``dump``
+    rebuilt from the cache), ``error`` (``error``) or ``skipped`` (an eager backend did not run
+    the task because ``skipped_because`` did not succeed). ``fingerprint`` is the code that ran,
+    ``start`` the wall-clock start (``time.time()``), ``lane`` the thread or loop it ran on.
+    """
+
+    name: str
+    kind: str
+    output: BaseModel | None = None
+    dump: dict[str, Any] | None = None
+    input: BaseModel | None = None
+    input_dump: Any = None
+    error: TaskError | None = None
+    start: float | None = None
+    duration: float = 0.0
+    lane: str | None = None
+    fingerprint: str = ""
+    skipped_because: str | None = None
+
+
+class RunControl(Protocol):
+    """What a backend may use of the run it serves."""
+
+    name: str
+    run_id: str
+    cancel_event: threading.Event
+
+    def deliver(self, outcome: Outcome) -> None:
+        """Hand over a task's outcome (from any thread; never raises)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs tasks for a run; the local threads-and-loop backend and Dask implement it.
+
+    The run calls ``open`` once, then ``submit`` with jobs as tasks become ready (all of them
+    at once, parents first, when ``eager`` is True: the backend then wires each task to its
+    parents' results itself and reports a task whose parent did not succeed as ``skipped``).
+    The backend calls ``run.deliver(outcome)`` for each job, from any thread, never from
+    inside ``submit``. ``cancel`` stops running tasks where it can and returns the names it
+    could not stop (a sync task's thread runs on); ``settle`` then waits, briefly, for the
+    stopped ones to unwind. ``join`` blocks the run's calling thread until ``finished`` is set
+    (doing inline work meanwhile); ``wake`` is called once the run has finished, ``close``
+    last, from the calling thread.
+    """
+
+    eager: bool
+
+    def open(self, run: RunControl) -> None:
+        """Prepare for a run (threads and loops start lazily)."""
+
+    def submit(self, jobs: Sequence[Job]) -> None:
+        """Start these jobs (never blocks on their work)."""
+
+    def cancel(self, names: Collection[str]) -> set[str]:
+        """Stop these running tasks; returns those still running in the background."""
+
+    def settle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the tasks just cancelled to stop."""
+
+    def join(self, finished: threading.Event) -> None:
+        """Block until ``finished`` is set."""
+
+    def wake(self) -> None:
+        """The run has finished: let ``join`` return."""
+
+    def close(self) -> None:
+        """Release threads, loops and remote resources."""

@@ -1,0 +1,209 @@
+"""The life of one task on any backend: input, reuse, the call, the output; never raises.
+
+Any exception of any class met on the way (a ``SystemExit`` from the task, a validator raising
+``TypeError``, a serializer failing, an exception whose ``__str__`` raises) becomes an ``error``
+outcome for that task alone. Only two things pass through: ``KeyboardInterrupt`` when the task
+runs inline in the main thread (it is the user's Ctrl-C, which cancels the run) and the
+``CancelledError`` of an async task the run itself cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from typing import Any
+
+from pydantic import BaseModel
+
+from germinate_nb.execution.backend import Job, Outcome
+from germinate_nb.execution.cache import UNHASHABLE
+from germinate_nb.execution.context import _CURRENT
+from germinate_nb.execution.dataflow import build_input, coerce_output, dump_output, merge_outputs
+from germinate_nb.execution.result import TaskError
+
+__all__ = ["aexecute", "describe_error", "execute", "safe_str"]
+
+_NOTHING: tuple[type[BaseException], ...] = ()
+EPOCH_OFFSET = time.time() - time.perf_counter()
+"""``perf_counter() + EPOCH_OFFSET`` is the wall-clock time, without a second clock read."""
+
+
+def safe_str(err: BaseException) -> str:
+    """``str(err)``, or a fallback text when ``__str__`` itself raises."""
+    try:
+        return str(err)
+    except BaseException as inner:  # noqa: BLE001 - a broken __str__ may raise anything
+        return f"<str() of {type(err).__name__} failed: {type(inner).__name__}>"
+
+
+def describe_error(err: BaseException, *, with_traceback: bool = True) -> TaskError:
+    """Describe an exception for ``TaskRun.error``; never raises."""
+    tb = ""
+    if with_traceback:
+        try:
+            tb = "".join(traceback.format_exception(err))
+        except BaseException:  # noqa: BLE001 - formatting calls the exception's __str__
+            tb = "".join(traceback.format_tb(err.__traceback__)) + (
+                f"{type(err).__name__}: {safe_str(err)}\n"
+            )
+    return TaskError(type(err).__name__, safe_str(err), tb)
+
+
+def _prepare(job: Job) -> tuple[BaseModel | None, Any]:
+    """The validated input and its reuse key.
+
+    The reuse key is the input data itself when the input model is plain data (then equal
+    data always validates to an equal input), else the validated input's dump: either way a
+    value the user never holds, so mutating a result cannot change it.
+    """
+    executor = job.executor
+    parents = job.parents
+    if parents:
+        inputs = job.inputs
+        assert inputs is not None
+        if len(parents) == 1:  # its dump as it is: the engine's own, never handed to the user
+            data = inputs[parents[0]]
+        else:
+            data = merge_outputs(job.name, job.state, [(p, inputs[p]) for p in parents])
+    else:
+        data = job.run_input or {}
+    if executor._plain_input:  # the common case, without the wrapping of build_input
+        try:
+            return executor.input_schema.__pydantic_validator__.validate_python(data), data  # type: ignore[union-attr]
+        except Exception:
+            pass  # build_input explains it
+    model = build_input(executor, job.name, job.state, data, job.parents)
+    if model is None:
+        return None, None
+    try:
+        return model, model.__pydantic_serializer__.to_python(model)
+    except Exception:  # an input that cannot be dumped is simply never reused
+        return model, UNHASHABLE
+
+
+def _reuse(job: Job, model: BaseModel | None, key: Any) -> Outcome | None:
+    """A ``cached`` outcome when the job's cache entry matches this code and input."""
+    cached = job.cached
+    if cached is None or not cached.matches(job.executor.fingerprint, key):
+        return None
+    output = cached.rebuild()
+    if output is None:
+        return None
+    return Outcome(
+        job.name,
+        "cached",
+        output=output,
+        dump=cached.output_dump,
+        input=model,
+        input_dump=key,
+        fingerprint=cached.fingerprint,
+    )
+
+
+def _output(job: Job, value: Any) -> tuple[BaseModel, dict[str, Any]]:
+    """The task's return value as its output model, and that model's dump."""
+    executor = job.executor
+    if type(value) is executor.output_schema:
+        try:
+            return value, value.__pydantic_serializer__.to_python(value)
+        except Exception:
+            pass  # dump_output explains it
+    output = coerce_output(executor, job.name, job.state, value)
+    return output, dump_output(output, job.name, job.state)
+
+
+def execute(
+    job: Job, lane: str = "", passthrough: tuple[type[BaseException], ...] = _NOTHING
+) -> Outcome:
+    """Run a sync task's whole life in this thread; exceptions in ``passthrough`` propagate."""
+    t0 = time.perf_counter()
+    start = t0 + EPOCH_OFFSET
+    executor = job.executor
+    token = _CURRENT.set(job)
+    model = key = None
+    try:
+        model, key = _prepare(job)
+        if job.cached is not None:
+            hit = _reuse(job, model, key)
+            if hit is not None:
+                hit.start, hit.lane = start, lane
+                return hit
+        value = executor.callable(model) if executor._direct else executor.invoke(model, job.deps)
+        if type(value) is executor.output_schema:  # the common case, without _output's call
+            output = value
+            try:
+                dump = value.__pydantic_serializer__.to_python(value)
+            except Exception:
+                dump = dump_output(value, job.name, job.state)  # raises, explained
+        else:
+            output, dump = _output(job, value)
+    except passthrough:
+        raise
+    except BaseException as err:  # noqa: BLE001 - any exception fails this task only
+        error = describe_error(err)
+        return Outcome(
+            job.name, "error", None, None, model, None, error, start,
+            time.perf_counter() - t0, lane, executor.fingerprint,
+        )  # fmt: skip
+    finally:
+        _CURRENT.reset(token)
+    return Outcome(
+        job.name, "ok", output, dump, model, key, None, start,
+        time.perf_counter() - t0, lane, executor.fingerprint,
+    )  # fmt: skip
+
+
+async def aexecute(job: Job, lane: str = "event loop") -> Outcome:
+    """Run an async task's whole life on the running loop.
+
+    The ``CancelledError`` of a task cancelled by its run propagates; one that escapes the
+    task's own code while the run goes on (an inner future was cancelled) fails the task.
+    """
+    start = time.time()
+    t0 = time.perf_counter()
+    executor = job.executor
+    _CURRENT.set(job)  # each asyncio task runs in its own copy of the context
+    model = key = None
+    try:
+        model, key = _prepare(job)
+        if job.cached is not None:
+            hit = _reuse(job, model, key)
+            if hit is not None:
+                hit.start, hit.lane = start, lane
+                return hit
+        value = await executor.invoke(model, job.deps)
+        output, dump = _output(job, value)
+    except asyncio.CancelledError as err:
+        if job.cancel.is_set():
+            raise
+        error = describe_error(err)
+        error.message = error.message or (
+            "a CancelledError escaped from the task (an awaited future was cancelled) while "
+            "the run was not cancelled"
+        )
+        return Outcome(
+            job.name,
+            "error",
+            input=model,
+            error=error,
+            start=start,
+            duration=time.perf_counter() - t0,
+            lane=lane,
+            fingerprint=executor.fingerprint,
+        )
+    except BaseException as err:  # noqa: BLE001 - any exception fails this task only
+        return Outcome(
+            job.name,
+            "error",
+            input=model,
+            error=describe_error(err),
+            start=start,
+            duration=time.perf_counter() - t0,
+            lane=lane,
+            fingerprint=executor.fingerprint,
+        )
+    return Outcome(
+        job.name, "ok", output, dump, model, key, None, start,
+        time.perf_counter() - t0, lane, executor.fingerprint,
+    )  # fmt: skip
