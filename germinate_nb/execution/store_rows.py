@@ -6,11 +6,14 @@ Everything here runs on a connection handed in by :class:`~germinate_nb.executio
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic_core import to_json
+
+from germinate_nb.execution.store_schema import reuse_key
 
 __all__ = ["RunRow", "StoreInfo", "TaskRecord", "TaskRow"]
 
@@ -128,28 +131,41 @@ INSERT_RUN: Final = (
     " VALUES (?, ?, 'running', ?, NULL, ?, ?)"
 )
 END_RUN: Final = "UPDATE runs SET ended = ?, status = ? WHERE run_id = ?"
-INSERT_TASK: Final = (
-    "INSERT INTO task_runs (run_id, state, task, fingerprint, input_hash, status, output_json,"
-    " output_type, reusable, note, log, error, start, duration, attempt)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_TASK_INSERT_COLUMNS = (
+    "run_id, state, task, fingerprint, input_hash, status, output_json, output_type, reusable,"
+    " note, log, error, start, duration, attempt, reuse_key"
 )
+TASK_ROW_WIDTH: Final = 16
+
+
+@functools.lru_cache(maxsize=8)
+def insert_tasks_sql(n: int) -> str:
+    """One INSERT of ``n`` task rows, which SQLite runs in one step.
+
+    So the writer thread takes the GIL back once per batch instead of once per row, and holds
+    the write lock briefly even while other threads keep the GIL busy.
+    """
+    row = "(" + ", ".join("?" * TASK_ROW_WIDTH) + ")"
+    return f"INSERT INTO task_runs ({_TASK_INSERT_COLUMNS}) VALUES {', '.join([row] * n)}"
 
 
 def task_row(r: TaskRecord) -> tuple[Any, ...]:
     """The ``task_runs`` row of a record: output as JSON text, or NULL and a note saying why."""
-    output_json, note = None, ""
+    output_json, note, key = None, "", None
     if r.output is not None:
         try:
             output_json = to_json(r.output).decode()
         except Exception as exc:  # numpy arrays, arbitrary objects: recorded, not reusable
             note = f"output is not JSON-serialisable: {type(exc).__name__}: {one_line(exc)}"
-    reusable = output_json is not None and r.status in REUSABLE_STATUSES
-    if reusable and not r.input_hash:
-        reusable, note = False, "input is not JSON-serialisable, so the output is not reusable"
+    if output_json is not None and r.status in REUSABLE_STATUSES:
+        if r.input_hash:
+            key = reuse_key(r.state, r.task, r.fingerprint, r.input_hash)
+        else:
+            note = "input is not JSON-serialisable, so the output is not reusable"
     return (
         r.run_id, r.state, r.task, r.fingerprint, r.input_hash, r.status, output_json,
-        r.output_type, int(reusable), note, r.log or "", r.error or "", r.start, r.duration,
-        r.attempt,
+        r.output_type, int(key is not None), note, r.log or "", r.error or "", r.start,
+        r.duration, r.attempt, key,
     )  # fmt: skip
 
 
@@ -166,12 +182,12 @@ def json_or_none(value: Any) -> str | None:
 _REUSABLE = (
     "t.reusable = 1 AND t.status IN ('succeeded', 'cached') AND typeof(t.output_json) = 'text'"
 )
-_NEWEST = f"{_REUSABLE} ORDER BY t.rowid DESC LIMIT 1"
+_MATCH = "t.state = ? AND t.task = ? AND t.fingerprint = ? AND t.input_hash = ?"
 _LOOKUP = (
-    "SELECT t.output_json FROM task_runs t WHERE t.state = ? AND t.task = ?"
-    f" AND t.fingerprint = ? AND t.input_hash = ? AND {_NEWEST}"
+    f"SELECT t.output_json FROM task_runs t WHERE t.reuse_key = ? AND {_MATCH} AND {_REUSABLE}"
+    " ORDER BY t.rowid DESC LIMIT 1"
 )
-_LOOKUP_CHUNK = 250  # keys per lookup_many statement (3 parameters each)
+_LOOKUP_CHUNK = 150  # keys per lookup_many statement (5 parameters each, under SQLite's 999)
 _TASK_COLUMNS = (
     "run_id, state, task, fingerprint, input_hash, status, output_json, output_type, reusable,"
     " note, log, error, start, duration, attempt"
@@ -186,7 +202,8 @@ def lookup(
     conn: sqlite3.Connection, state: str, task: str, fingerprint: str, ih: str
 ) -> str | None:
     """Output JSON of the newest reusable task run with these keys, or None."""
-    rows = conn.execute(_LOOKUP, (state, task, fingerprint, ih)).fetchall()
+    key = reuse_key(state, task, fingerprint, ih)
+    rows = conn.execute(_LOOKUP, (key, state, task, fingerprint, ih)).fetchall()
     value = rows[0][0] if rows else None
     return value if isinstance(value, str) else None
 
@@ -201,14 +218,16 @@ def lookup_many(
         for i in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[i : i + _LOOKUP_CHUNK]
             sql = (
-                "WITH k(task, fingerprint, input_hash) AS"
-                f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})"
-                " SELECT k.task, (SELECT t.output_json FROM task_runs t WHERE t.state = ?"
-                " AND t.task = k.task AND t.fingerprint = k.fingerprint"
-                f" AND t.input_hash = k.input_hash AND {_NEWEST}) FROM k"
+                "WITH k(reuse_key, state, task, fingerprint, input_hash) AS"
+                f" (VALUES {', '.join(['(?, ?, ?, ?, ?)'] * len(chunk))})"
+                " SELECT k.task, (SELECT t.output_json FROM task_runs t"
+                " WHERE t.reuse_key = k.reuse_key AND t.state = k.state AND t.task = k.task"
+                " AND t.fingerprint = k.fingerprint AND t.input_hash = k.input_hash"
+                f" AND {_REUSABLE} ORDER BY t.rowid DESC LIMIT 1) FROM k"
             )
-            params = [p for key in chunk for p in key]
-            params.append(state)
+            params: list[Any] = []
+            for task, fingerprint, ih in chunk:
+                params += (reuse_key(state, task, fingerprint, ih), state, task, fingerprint, ih)
             for task, text in conn.execute(sql, params).fetchall():
                 if isinstance(text, str):
                     found[task] = text
@@ -229,10 +248,9 @@ def read_runs(conn: sqlite3.Connection, state: str | None, limit: int) -> list[R
     if rows:
         marks = ", ".join("?" * len(counts))
         for run_id, status, n in conn.execute(  # only the last attempt of each task counts
-            "SELECT run_id, status, COUNT(*) FROM task_runs t"
-            f" WHERE run_id IN ({marks}) AND NOT EXISTS (SELECT 1 FROM task_runs u"
-            " WHERE u.run_id = t.run_id AND u.task = t.task AND u.rowid > t.rowid)"
-            " GROUP BY run_id, status",
+            "SELECT t.run_id, t.status, COUNT(*) FROM task_runs t JOIN (SELECT MAX(rowid) AS last"
+            f" FROM task_runs WHERE run_id IN ({marks}) GROUP BY run_id, task) m"
+            " ON t.rowid = m.last GROUP BY t.run_id, t.status",
             list(counts),
         ).fetchall():
             counts[run_id][status] = n

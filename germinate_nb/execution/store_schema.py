@@ -6,12 +6,15 @@ without ``origin``, ``state``, ``reusable``, ``note`` and ``attempt``, no indexe
 takes the schema from ``version - 1`` to ``version``; :func:`migrate` applies the missing ones
 in order inside one transaction, so a failed migration leaves the file as it was.
 
-Every column holds TEXT, REAL or INTEGER: the store holds JSON and text, never pickles.
+Every column holds TEXT, REAL or INTEGER: the store holds JSON and text, never pickles. Reuse
+looks task runs up by ``reuse_key``, an integer digest of (state, task, fingerprint, input hash)
+indexed for reusable rows only; history reads a run's task runs by ``run_id``.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -22,6 +25,7 @@ __all__ = [
     "connect",
     "migrate",
     "read_version",
+    "reuse_key",
     "unexpected_objects",
 ]
 
@@ -67,7 +71,8 @@ CREATE TABLE task_runs (
     error       TEXT NOT NULL DEFAULT '',
     start       REAL,
     duration    REAL,
-    attempt     INTEGER NOT NULL DEFAULT 1
+    attempt     INTEGER NOT NULL DEFAULT 1,
+    reuse_key   INTEGER
 );
 """
 
@@ -77,16 +82,19 @@ ALTER TABLE task_runs ADD COLUMN state TEXT NOT NULL DEFAULT '';
 ALTER TABLE task_runs ADD COLUMN reusable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE task_runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
 ALTER TABLE task_runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE task_runs ADD COLUMN reuse_key INTEGER;
 UPDATE task_runs SET state = COALESCE(
     (SELECT r.state FROM runs r WHERE r.run_id = task_runs.run_id), '');
 UPDATE task_runs SET reusable = 1
     WHERE status IN ('succeeded', 'cached') AND typeof(output_json) = 'text'
-      AND input_hash != '';
+      AND typeof(task) = 'text' AND typeof(fingerprint) = 'text' AND input_hash != '';
+UPDATE task_runs SET reuse_key = germinate_reuse_key(state, task, fingerprint, input_hash)
+    WHERE reusable = 1;
 """
 
 _V1_INDEXES = """
-CREATE INDEX task_runs_reuse ON task_runs(state, task, fingerprint, input_hash);
-CREATE INDEX task_runs_history ON task_runs(run_id, task);
+CREATE INDEX task_runs_reuse ON task_runs(reuse_key) WHERE reuse_key IS NOT NULL;
+CREATE INDEX task_runs_history ON task_runs(run_id);
 CREATE INDEX runs_history ON runs(state, started);
 CREATE INDEX runs_started ON runs(started);
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -97,10 +105,27 @@ INSERT INTO schema_version (version) VALUES (0);
 def _to_v1(conn: sqlite3.Connection) -> None:
     """Create the v1 schema, or upgrade a v0 (first draft) layout in place, keeping its rows."""
     if _tables(conn):
+        conn.create_function("germinate_reuse_key", 4, reuse_key, deterministic=True)
         _executescript(conn, _V1_UPGRADE_V0)
     else:
         _executescript(conn, _V1_TABLES)
     _executescript(conn, _V1_INDEXES)
+
+
+def reuse_key(state: str, task: str, fingerprint: str, input_hash: str) -> int:
+    """The ``reuse_key`` column: a 60-bit digest of the four keys of a reusable task run.
+
+    The first 60 bits of the input hash (a SHA-256, already uniform) XOR a CRC-32 of the task's
+    identity, shifted. Indexing this integer instead of the four text keys makes the index about
+    four times smaller and each insert cheaper; lookups still compare the four keys, so a
+    collision can never return another task's output. The same in every process.
+    """
+    ident = zlib.crc32(f"{state}\x1f{task}\x1f{fingerprint}".encode())
+    try:
+        digest = int(input_hash[:15], 16)
+    except ValueError:  # not hex (a hand-made or v0 row): still a stable key
+        digest = zlib.crc32(input_hash.encode())
+    return digest ^ (ident << 28)
 
 
 MIGRATIONS: Mapping[int, Migration] = {1: _to_v1}

@@ -522,16 +522,20 @@ def test_a_crafted_pickle_payload_is_only_a_miss(tmp_path, monkeypatch):
     conn = sqlite3.connect(path)
     insert = (
         "INSERT INTO task_runs (run_id, state, task, fingerprint, input_hash, status, output_json,"
-        " reusable) VALUES ('x', 'design', ?, 'fp1', 'IH', 'succeeded', ?, 1)"
+        " reusable, reuse_key) VALUES ('x', 'design', ?, 'fp1', 'IH', 'succeeded', ?, 1, ?)"
     )
-    conn.execute(insert, ("blob", payload))  # a BLOB where JSON text belongs
-    conn.execute(insert, ("text", payload.decode("latin-1")))  # pickle bytes smuggled as text
+    for task, value in [
+        ("blob", payload),  # a BLOB where JSON text belongs
+        ("text", payload.decode("latin-1")),  # pickle bytes smuggled in as text
+    ]:
+        conn.execute(insert, (task, value, store_schema.reuse_key("design", task, "fp1", "IH")))
     conn.commit()
     conn.close()
     with RunStore.open(path) as s:
         assert s.lookup("design", "blob", "fp1", "IH") is None
         assert s.lookup_many("design", [("blob", "fp1", "IH")]) == {}
         text = s.lookup("design", "text", "fp1", "IH")
+        assert text is not None  # handed back as text, never unpickled
         assert s.lookup_many("design", [("text", "fp1", "IH")]) == {"text": text}
         with pytest.raises(ValidationError):  # what the engine does with it: a miss
             Tokens.model_validate_json(text)
@@ -664,25 +668,35 @@ def test_the_writer_is_one_daemon_thread_per_store(store):
     assert writers == [store._thread] and store._thread.daemon
 
 
-def test_rows_queued_at_exit_are_written_and_the_writer_does_not_hold_the_process(tmp_path):
+def test_rows_queued_at_exit_are_written_and_reused_after_a_restart(tmp_path):
     path = tmp_path / "runs.sqlite"
     code = (
         "import sys\n"
-        "from germinate_nb.execution.store import RunStore, TaskRecord\n"
+        "from germinate_nb.execution.store import RunStore, TaskRecord, input_hash\n"
         "s = RunStore.open(sys.argv[1])\n"
         "s.begin_run('r1', 'design', None, 1.0)\n"
         "for i in range(1000):\n"
-        "    s.record(TaskRecord('r1', 'design', f't{i}', 'fp', 'ih', 'succeeded', {'i': i},\n"
-        "                        'Out', '', '', 1.0, 0.1))\n"
+        "    s.record(TaskRecord('r1', 'design', f't{i}', 'fp', input_hash({'i': {str(i)}}),\n"
+        "                        'succeeded', {'i': i}, 'Out', '', '', 1.0, 0.1))\n"
         "s.end_run('r1', 2.0, 'succeeded')\n"  # no flush(), no close(): atexit does it
     )
     t0 = time.perf_counter()
-    proc = python(code, str(path))
+    proc = python(code, str(path), env={"PYTHONHASHSEED": "7"})
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    assert time.perf_counter() - t0 < 30
+    assert time.perf_counter() - t0 < 30  # the daemon writer does not hold the process
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT COUNT(*) FROM task_runs").fetchone() == (1000,)
     assert conn.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+
+    class Out(BaseModel):
+        i: int
+
+    with RunStore.open(path) as s:  # "after the restart", in this process
+        keys = [(f"t{i}", "fp", input_hash({"i": {str(i)}})) for i in range(1000)]
+        found = s.lookup_many("design", keys)
+    assert {t: Out.model_validate_json(j).i for t, j in found.items()} == {
+        f"t{i}": i for i in range(1000)
+    }
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
