@@ -304,38 +304,44 @@ class RunStore:
                     items.append(queue.popleft())
             except IndexError:  # drained (a reader's failure may empty the queue meanwhile)
                 pass
-            runs, tasks, ends, markers, stop = [], [], [], [], False
-            for item in items:
-                if type(item) is TaskRecord:
-                    tasks.append(rows.task_row(item))
-                elif type(item) is tuple:
-                    if item[0] == _BEGIN:
-                        _, run_id, state, dump, started, origin = item
-                        runs.append((run_id, state, started, rows.json_or_none(dump), origin))
-                    else:
-                        ends.append((item[2], item[3], item[1]))
-                elif item is _STOP:
-                    stop = True
-                else:
-                    markers.append(item)
+            markers = [item for item in items if isinstance(item, threading.Event)]
+            stop = any(item is _STOP for item in items)
             try:
-                if runs or tasks or ends:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(rows.INSERT_RUN, runs)
-                    for i in range(0, len(tasks), self._rows_per_insert):
-                        chunk = tasks[i : i + self._rows_per_insert]
-                        conn.execute(rows.insert_tasks_sql(len(chunk)), _flat(chunk))
-                    conn.executemany(rows.END_RUN, ends)
-                    conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+                self._write(conn, items)
+            except Exception as exc:  # SQLite's errors, or a record that cannot be a row
                 _rollback(conn)
-                self._fail(one_line(exc), dropped=len(tasks))
+                reason = one_line(exc)
+                if not isinstance(exc, sqlite3.Error):
+                    reason = f"{type(exc).__name__}: {reason}"
+                self._fail(reason, dropped=sum(type(item) is TaskRecord for item in items))
                 stop = True
             for marker in markers:
                 marker.set()
             if stop:
                 return True
         return False
+
+    def _write(self, conn: sqlite3.Connection, items: list[Any]) -> None:
+        """Write one batch of queued items in one transaction."""
+        runs, tasks, ends = [], [], []
+        for item in items:
+            if type(item) is TaskRecord:
+                tasks.append(rows.task_row(item))
+            elif type(item) is tuple:
+                if item[0] == _BEGIN:
+                    _, run_id, state, dump, started, origin = item
+                    runs.append((run_id, state, started, rows.json_or_none(dump), origin))
+                else:
+                    ends.append((item[2], item[3], item[1]))
+        if not (runs or tasks or ends):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(rows.INSERT_RUN, runs)
+        for i in range(0, len(tasks), self._rows_per_insert):
+            chunk = tasks[i : i + self._rows_per_insert]
+            conn.execute(rows.insert_tasks_sql(len(chunk)), _flat(chunk))
+        conn.executemany(rows.END_RUN, ends)
+        conn.execute("COMMIT")
 
     def _fail(self, reason: str, *, dropped: int = 0) -> None:
         """Make the store unusable: drop what is queued, keep one warning for the next call."""
