@@ -362,6 +362,14 @@ def test_locked_beyond_the_busy_timeout_warns_once_and_drops_rows(tmp_path, no_w
     assert count == 0
 
 
+def test_a_record_that_cannot_become_a_row_warns_once_and_never_raises(store):
+    bad = rec("tokenize", log=["not", "text"])  # the engine's bug, not the user's
+    store.record(bad)
+    with pytest.warns(StoreWarning, match=r"stopped working \(Error binding parameter .*list"):
+        assert store.flush() is False
+    assert not store.usable
+
+
 def test_locked_while_opening_a_new_store_is_a_store_error(tmp_path):
     path = tmp_path / "runs.sqlite"
     blocker = sqlite3.connect(path, isolation_level=None)
