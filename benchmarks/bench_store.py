@@ -1,6 +1,7 @@
 """Run store costs, each beside a baseline measured in the same run.
 
 Run: python benchmarks/bench_store.py [--rows 100000] [--repeat 5]
+On a shared machine the wall times swing with the load; the process CPU time in (e) does less.
 
 (a) record() on the caller's thread vs a plain deque.append (and the cost of building the
     TaskRecord, which the engine pays too);
@@ -252,7 +253,8 @@ def simulated_integration(folder: Path, repeat: int) -> None:
         f"    process CPU, all threads      {cpu_on * 1e3:8.1f} ms on, {cpu_off * 1e3:.1f} ms off"
         f" ({(cpu_on / cpu_off - 1) * 100:+.1f} %)"
     )
-    print(f"    ({rows:,} task runs written)")
+    print(f"    ({rows:,} task runs written; the writer gathers rows for 100 ms, so in a run this")
+    print("    short most of its work comes after run() returns: 'with flush()' counts all of it)")
 
 
 def main() -> None:
