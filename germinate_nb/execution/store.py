@@ -15,7 +15,6 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -28,6 +27,7 @@ from germinate_nb.execution import store_rows as rows
 from germinate_nb.execution import store_schema
 from germinate_nb.execution.store_rows import RunRow, StoreInfo, TaskRecord, TaskRow, one_line
 from germinate_nb.execution.store_schema import SCHEMA_VERSION, SchemaError
+from germinate_nb.execution.store_writer import WARNED, StoreWarning, StoreWriter, advice, rollback
 
 __all__ = [
     "DEFAULT_PATH",
@@ -56,10 +56,6 @@ class StoreError(GerminateError, OSError):
         super().__init__(msg)
         self.path = path
         self.reason = reason
-
-
-class StoreWarning(RuntimeWarning):
-    """A run store is not usable; the run goes on in memory."""
 
 
 def input_hash(input_dump: Any) -> str:
@@ -106,17 +102,14 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-_STOP: Final = object()
-_BEGIN: Final = "begin"
-_END: Final = "end"
-
-
-class RunStore:
+class RunStore(StoreWriter):
     """An open run store: a background writer, and readers for reuse and history.
 
-    Create it with :meth:`open` (or :func:`resolve_store`). Every method is safe to call from
-    any thread. After a fatal error ``usable`` is False, ``last_error`` says why, one
-    :class:`StoreWarning` is shown at the next call, and every method is a no-op or a miss.
+    Create it with :meth:`open` (or :func:`resolve_store`). ``begin_run``, ``record``,
+    ``end_run`` and ``flush`` come from :class:`StoreWriter`; the readers are here. Every
+    method is safe to call from any thread. After a fatal error ``usable`` is False,
+    ``last_error`` says why, one :class:`StoreWarning` is shown at the next call, and every
+    method is a no-op or a miss.
 
     Examples
     --------
@@ -134,26 +127,10 @@ class RunStore:
         self, path: Path, conn: sqlite3.Connection, *, busy_timeout: float, interval: float,
         batch_size: int,
     ) -> None:  # fmt: skip
-        self.path = path
-        self.usable = True
-        self.last_error = None
         self._conn = conn  # the readers' connection, used under _read_lock
         self._read_lock = threading.Lock()
-        self._lock = threading.Lock()  # guards failing, closing and flush markers
-        self._busy_timeout = busy_timeout
-        self._interval = interval
-        self._batch_size = batch_size
-        self._queue: deque[Any] = deque()
-        self._wake = threading.Event()  # something was queued
-        self._hurry = threading.Event()  # write now: a flush or close waits
-        self._pending_warning: str | None = None
-        self._rows_per_insert = 1  # set by the writer from SQLite's limit on parameters
-        self._closed = False
-        self._thread = threading.Thread(
-            target=self._write_loop, name=f"germinate-store {path.name}", daemon=True
-        )
+        super().__init__(path, busy_timeout=busy_timeout, interval=interval, batch_size=batch_size)
         _LIVE.add(self)
-        self._thread.start()
 
     @classmethod
     def open(
@@ -219,161 +196,6 @@ class RunStore:
             target, conn, busy_timeout=busy_timeout, interval=interval, batch_size=batch_size
         )
 
-    # -- writing: queued, never blocking ------------------------------------------------------
-
-    def begin_run(
-        self, run_id: str, state: str, input_dump: Any, started: float, *, origin: str = ""
-    ) -> None:
-        """Queue a new run (status ``running``); ``input_dump`` is stored as JSON if it can be."""
-        self._enqueue((_BEGIN, run_id, state, input_dump, started, origin))
-
-    def record(self, record: TaskRecord) -> None:
-        """Queue a task run. Costs a deque append; never blocks, never raises for the store."""
-        if self.usable:
-            self._queue.append(record)
-            if not self._wake.is_set():
-                self._wake.set()
-        elif self._pending_warning is not None:
-            self._emit_pending()
-
-    def end_run(self, run_id: str, ended: float, status: str) -> None:
-        """Queue the end of a run: its end time and final status."""
-        self._enqueue((_END, run_id, ended, status))
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued before this call is written.
-
-        Returns
-        -------
-        bool
-            True when written; False on timeout or when the store is not usable.
-        """
-        done = self._flush(timeout)
-        self._emit_pending()
-        return done
-
-    def _enqueue(self, item: Any) -> None:
-        if self.usable:
-            self._queue.append(item)
-            self._wake.set()
-        elif self._pending_warning is not None:
-            self._emit_pending(stacklevel=4)
-
-    def _flush(self, timeout: float) -> bool:
-        marker = threading.Event()
-        with self._lock:
-            queued = self.usable and self._thread.is_alive()
-            if queued:
-                self._queue.append(marker)
-        if not queued:
-            return False
-        self._hurry.set()
-        self._wake.set()
-        return marker.wait(timeout) and self.usable
-
-    def _write_loop(self) -> None:
-        try:
-            conn = store_schema.connect(self.path, self._busy_timeout)
-            conn.execute("PRAGMA cache_size = -8192")  # 8 MiB: index pages stay in memory
-        except sqlite3.Error as exc:
-            self._fail(one_line(exc))
-            return
-        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._rows_per_insert = max(1, min(self._batch_size, limit // rows.TASK_ROW_WIDTH))
-        try:
-            while True:
-                self._wake.wait()
-                if not self._hurry.is_set():
-                    self._hurry.wait(self._interval)  # gather a batch
-                self._wake.clear()
-                self._hurry.clear()
-                if self.last_error is not None or self._drain(conn):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - the writer must record any failure
-            self._fail(f"{type(exc).__name__}: {one_line(exc)}")
-        finally:
-            conn.close()
-
-    def _drain(self, conn: sqlite3.Connection) -> bool:
-        """Write everything queued, in batches; True when the writer must stop."""
-        queue = self._queue
-        while queue:
-            items: list[Any] = []
-            try:
-                for _ in range(self._batch_size):
-                    items.append(queue.popleft())
-            except IndexError:  # drained (a reader's failure may empty the queue meanwhile)
-                pass
-            markers = [item for item in items if isinstance(item, threading.Event)]
-            stop = any(item is _STOP for item in items)
-            try:
-                self._write(conn, items)
-            except Exception as exc:  # SQLite's errors, or a record that cannot be a row
-                _rollback(conn)
-                reason = one_line(exc)
-                if not isinstance(exc, sqlite3.Error):
-                    reason = f"{type(exc).__name__}: {reason}"
-                self._fail(reason, dropped=sum(type(item) is TaskRecord for item in items))
-                stop = True
-            for marker in markers:
-                marker.set()
-            if stop:
-                return True
-        return False
-
-    def _write(self, conn: sqlite3.Connection, items: list[Any]) -> None:
-        """Write one batch of queued items in one transaction."""
-        runs, tasks, ends = [], [], []
-        for item in items:
-            if type(item) is TaskRecord:
-                tasks.append(rows.task_row(item))
-            elif type(item) is tuple:
-                if item[0] == _BEGIN:
-                    _, run_id, state, dump, started, origin = item
-                    runs.append((run_id, state, started, rows.json_or_none(dump), origin))
-                else:
-                    ends.append((item[2], item[3], item[1]))
-        if not (runs or tasks or ends):
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(rows.INSERT_RUN, runs)
-        for i in range(0, len(tasks), self._rows_per_insert):
-            chunk = tasks[i : i + self._rows_per_insert]
-            conn.execute(rows.insert_tasks_sql(len(chunk)), _flat(chunk))
-        conn.executemany(rows.END_RUN, ends)
-        conn.execute("COMMIT")
-
-    def _fail(self, reason: str, *, dropped: int = 0) -> None:
-        """Make the store unusable: drop what is queued, keep one warning for the next call."""
-        with self._lock:
-            first = self.last_error is None
-            self.usable = False
-            if first:
-                self.last_error = reason
-            while True:
-                try:
-                    item = self._queue.popleft()
-                except IndexError:  # the writer may be draining too
-                    break
-                if type(item) is TaskRecord:
-                    dropped += 1
-                elif isinstance(item, threading.Event):
-                    item.set()
-            if first:
-                lost = f", {dropped} task runs not saved" if dropped else ""
-                self._pending_warning = (
-                    f"germinate_nb: run store {self.path} stopped working ({reason}){lost}; "
-                    f"runs go on in memory. {advice(reason)}"
-                )
-
-    def _emit_pending(self, stacklevel: int = 3) -> None:
-        with self._lock:
-            msg, self._pending_warning = self._pending_warning, None
-        key = (str(self.path), self.last_error or "")
-        if msg is not None and key not in _WARNED:
-            _WARNED.add(key)
-            warnings.warn(msg, StoreWarning, stacklevel=stacklevel)
-
     # -- reading: reuse and history -----------------------------------------------------------
 
     def _query(self, read: Callable[[sqlite3.Connection], _T], default: _T) -> _T:
@@ -383,7 +205,7 @@ class RunStore:
             try:
                 return read(self._conn)
             except sqlite3.Error as exc:
-                _rollback(self._conn)
+                rollback(self._conn)
                 self._fail(one_line(exc))
                 return default
 
@@ -462,19 +284,10 @@ class RunStore:
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (waiting at most ``timeout`` s), stop the writer, close files."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self.usable = False
-            self._queue.append(_STOP)
-        self._hurry.set()
-        self._wake.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        with self._read_lock:
-            self._conn.close()
-        _LIVE.discard(self)
+        if self._stop_writer(timeout):
+            with self._read_lock:
+                self._conn.close()
+            _LIVE.discard(self)
         self._emit_pending()
 
     def __enter__(self) -> RunStore:
@@ -485,44 +298,6 @@ class RunStore:
 
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r}, usable={self.usable})"
-
-
-def _flat(chunk: list[tuple[Any, ...]]) -> list[Any]:
-    return [value for row in chunk for value in row]
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    except sqlite3.Error:  # a corrupt file may refuse even this; the store is given up anyway
-        pass
-
-
-def advice(reason: str) -> str:
-    """How to fix a store failing for ``reason`` (a message of SQLite or of the store)."""
-    text = reason.lower()
-    if "newer" in text:
-        return "Upgrade germinate_nb, or set GERMINATE_STORE=PATH to use another store."
-    if "locked" in text or "busy" in text:
-        return (
-            "Another process holds it locked; retry later, or set GERMINATE_STORE=PATH to use "
-            "another store."
-        )
-    if "not a folder" in text:
-        return "Move that file away, or set GERMINATE_STORE=PATH or GERMINATE_STORE=off."
-    if "germinate_nb" in text:  # not a run store, or one holding triggers or views
-        return "Set GERMINATE_STORE=PATH to use another file, or GERMINATE_STORE=off."
-    words = ("readonly", "read-only", "permission", "unable to open", "folder", "directory", "full")
-    if any(w in text for w in words):
-        return (
-            "Make its folder writable (or free some space), or set GERMINATE_STORE=PATH "
-            "or GERMINATE_STORE=off."
-        )
-    return (
-        "Delete the file (it holds only run history and reusable outputs) or set "
-        "GERMINATE_STORE=off."
-    )
 
 
 def _size(path: Path) -> int:
@@ -542,7 +317,6 @@ def _open_error(path: Path, reason: str) -> StoreError:
 _LIVE: set[RunStore] = set()
 _REGISTRY: dict[str, RunStore] = {}
 _REGISTRY_LOCK = threading.Lock()
-_WARNED: set[tuple[str, str]] = set()
 _EXIT_TIMEOUT: Final = 5.0
 
 
@@ -576,7 +350,10 @@ def resolve_store(
     path = _store_path(store, base)
     if path is None:
         return None
-    key = str(path.resolve())
+    try:
+        key = str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: the file will fail to open anyway
+        key = str(path.absolute())
     with _REGISTRY_LOCK:
         found = _REGISTRY.get(key)
         if found is not None and found.usable:
@@ -591,8 +368,8 @@ def resolve_store(
         else:
             _REGISTRY[key] = opened
             return opened
-    if (str(path), error.reason) not in _WARNED:
-        _WARNED.add((str(path), error.reason))
+    if (str(path), error.reason) not in WARNED:
+        WARNED.add((str(path), error.reason))
         msg = (
             f"germinate_nb: run store {path} is not usable ({error.reason}); runs go on in "
             f"memory. {advice(error.reason)}"
