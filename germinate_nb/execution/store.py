@@ -61,7 +61,8 @@ class StoreError(GerminateError, OSError):
 def input_hash(input_dump: Any) -> str:
     """A stable hash of a task input: the same in every process, whatever ``PYTHONHASHSEED``.
 
-    Sets are sorted and dict keys ordered before hashing, so equal inputs hash equal.
+    The top level is a model dump, hashed in field order; below it, dict keys are ordered and
+    sets sorted, so equal values hash equal whatever order they were built in.
 
     Parameters
     ----------
@@ -74,7 +75,15 @@ def input_hash(input_dump: Any) -> str:
         32 hex digits, or ``""`` when the input cannot be turned into JSON (not reusable).
     """
     try:
-        return hashlib.sha256(to_json(_canonical(input_dump))).hexdigest()[:32]
+        data = input_dump
+        if type(input_dump) is dict:
+            for value in input_dump.values():
+                if type(value) not in _ATOMS:  # something nested: order it
+                    data = {k: _canonical(v) for k, v in input_dump.items()}
+                    break
+        else:
+            data = _canonical(input_dump)
+        return hashlib.sha256(to_json(data)).hexdigest()[:32]
     except Exception:  # any unserialisable value: never reusable, never an error
         return ""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic_core import to_json
 
@@ -20,13 +20,16 @@ __all__ = ["RunRow", "StoreInfo", "TaskRecord", "TaskRow"]
 REUSABLE_STATUSES: Final = ("succeeded", "cached")
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
+class TaskRecord(NamedTuple):
     """One task run handed to ``RunStore.record``; the writer thread turns it into a row.
 
-    ``output`` is the python-mode dump of the output model (or the model itself, serialised
-    later, so it must not change meanwhile), or None. ``input_hash`` is ``""`` when the input
-    could not be hashed; such a run is recorded but never reused.
+    Immutable, and a NamedTuple rather than a frozen dataclass because the engine builds one
+    per task on its hot path: about 1 us instead of 6 us (a frozen dataclass sets each of its
+    13 fields through ``object.__setattr__``).
+
+    ``output`` is the output model itself (serialised later by the writer thread, so it must not
+    change meanwhile; the cheapest), its python-mode dump, or None. ``input_hash`` is ``""``
+    when the input could not be hashed; such a run is recorded but never reused.
     """
 
     run_id: str
@@ -151,21 +154,21 @@ def insert_tasks_sql(n: int) -> str:
 
 def task_row(r: TaskRecord) -> tuple[Any, ...]:
     """The ``task_runs`` row of a record: output as JSON text, or NULL and a note saying why."""
+    run_id, state, task, fingerprint, ih, status, output, output_type, log, error, *rest = r
     output_json, note, key = None, "", None
-    if r.output is not None:
+    if output is not None:
         try:
-            output_json = to_json(r.output).decode()
+            output_json = to_json(output).decode()
         except Exception as exc:  # numpy arrays, arbitrary objects: recorded, not reusable
             note = f"output is not JSON-serialisable: {type(exc).__name__}: {one_line(exc)}"
-    if output_json is not None and r.status in REUSABLE_STATUSES:
-        if r.input_hash:
-            key = reuse_key(r.state, r.task, r.fingerprint, r.input_hash)
-        else:
-            note = "input is not JSON-serialisable, so the output is not reusable"
+        if output_json is not None and status in REUSABLE_STATUSES:
+            if ih:
+                key = reuse_key(state, task, fingerprint, ih)
+            else:
+                note = "input is not JSON-serialisable, so the output is not reusable"
     return (
-        r.run_id, r.state, r.task, r.fingerprint, r.input_hash, r.status, output_json,
-        r.output_type, int(key is not None), note, r.log or "", r.error or "", r.start,
-        r.duration, r.attempt, key,
+        run_id, state, task, fingerprint, ih, status, output_json, output_type,
+        0 if key is None else 1, note, log or "", error or "", *rest, key,
     )  # fmt: skip
 
 

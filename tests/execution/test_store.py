@@ -219,6 +219,17 @@ def test_output_not_json_serialisable_is_recorded_not_reusable(store, no_warning
     assert store.runs()[0].status == "succeeded"
 
 
+def test_a_task_record_is_immutable_and_takes_keywords():
+    r = TaskRecord(
+        run_id="r1", state="design", task="t", fingerprint="fp", input_hash="ih",
+        status="succeeded", output=None, output_type="T", log="", error="", start=None,
+        duration=None,
+    )  # fmt: skip
+    assert r.attempt == 1
+    with pytest.raises(AttributeError):
+        r.status = "failed"
+
+
 def test_a_model_instance_is_accepted_as_output(store):
     store.record(rec("tokenize", output=Tokens(tokens=["a", "b"])))
     assert store.flush()
@@ -228,14 +239,16 @@ def test_a_model_instance_is_accepted_as_output(store):
 # -- input_hash ---------------------------------------------------------------------------
 
 
-def test_input_hash_is_stable_and_order_insensitive():
+def test_input_hash_is_stable_and_insensitive_to_nested_order():
+    # The top level is a model dump (field order); nested dicts and sets may come in any order.
     dump = {"text": "a b", "tags": {"x", "y", "z"}, "weights": {"b": 1, "a": 2}}
-    same = {"weights": {"a": 2, "b": 1}, "tags": {"z", "y", "x"}, "text": "a b"}
+    same = {"text": "a b", "tags": {"z", "y", "x"}, "weights": {"a": 2, "b": 1}}
     assert input_hash(dump) == input_hash(same)
     assert len(input_hash(dump)) == 32
     assert input_hash(dump) != input_hash({**dump, "text": "a c"})
+    assert input_hash({"x": 1}) == hashlib.sha256(b'{"x":1}').hexdigest()[:32]
     assert input_hash(None) == hashlib.sha256(b"null").hexdigest()[:32]
-    assert input_hash({1: "a", "1": "b"}) == input_hash({"1": "b", 1: "a"})
+    assert input_hash({"m": {1: "a", "1": "b"}}) == input_hash({"m": {"1": "b", 1: "a"}})
     assert input_hash(Tokens(tokens=["a"])) == input_hash({"tokens": ["a"]})
 
 
@@ -249,7 +262,8 @@ def test_input_hash_is_the_same_under_different_pythonhashseed():
         "from germinate_nb.execution.store import input_hash\n"
         "from pydantic_core import to_json\n"
         "tags = {'alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta'}\n"
-        "dump = {'text': 'a b', 'tags': tags, 'nested': [{'s': frozenset(tags)}]}\n"
+        "counts = {t: len(t) for t in tags}\n"  # a dict whose insertion order follows the seed
+        "dump = {'text': 'a b', 'tags': tags, 'nested': [{'s': frozenset(tags)}], 'n': counts}\n"
         "print(input_hash(dump), to_json(tags).decode())\n"
     )
     out = {}
