@@ -26,7 +26,7 @@ from germinate_nb.errors import GerminateError
 from germinate_nb.execution import store_rows as rows
 from germinate_nb.execution import store_schema
 from germinate_nb.execution.store_rows import RunRow, StoreInfo, TaskRecord, TaskRow, one_line
-from germinate_nb.execution.store_schema import SCHEMA_VERSION, SchemaError
+from germinate_nb.execution.store_schema import SCHEMA_VERSION, SchemaError, reuse_key
 from germinate_nb.execution.store_writer import WARNED, StoreWarning, StoreWriter, advice, rollback
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
 
 DEFAULT_PATH: Final = ".germinate/runs.sqlite"
 ENV_VAR: Final = "GERMINATE_STORE"
+_KEY_LIMIT: Final = 2_000_000  # reuse keys kept in memory (~100 MB) before lookups query instead
 _T = TypeVar("_T")
 
 
@@ -138,6 +139,7 @@ class RunStore(StoreWriter):
     ) -> None:  # fmt: skip
         self._conn = conn  # the readers' connection, used under _read_lock
         self._read_lock = threading.Lock()
+        self._keys_rowid: dict[str, int] = {}  # by state: the last task run whose key is known
         super().__init__(path, busy_timeout=busy_timeout, interval=interval, batch_size=batch_size)
         _LIVE.add(self)
 
@@ -229,25 +231,69 @@ class RunStore(StoreWriter):
         """
         if not input_hash:
             return None
-        found = self._query(lambda c: rows.lookup(c, state, task, fingerprint, input_hash), None)
+        key = (reuse_key(state, task, fingerprint, input_hash), task, fingerprint, input_hash)
+        keys = self._keys
+        known = keys.get(state) if keys is not None else None
+        if known is not None and key[0] not in known:  # a miss that needs no query
+            if self._pending_warning is not None:
+                self._emit_pending()
+            return None
+
+        def read(conn: sqlite3.Connection) -> str | None:
+            if known is None:
+                loaded = self._refresh_keys(conn, state)
+                if loaded is not None and key[0] not in loaded:
+                    return None
+            return rows.lookup(conn, state, key)
+
+        found = self._query(read, None)
         self._emit_pending()
         return found
 
     def lookup_many(self, state: str, keys: Sequence[tuple[str, str, str]]) -> dict[str, str]:
         """:meth:`lookup` for many ``(task, fingerprint, input_hash)`` keys in one read.
 
+        Call it when a run starts: it also catches up with the reusable task runs that other
+        processes recorded since (single lookups only see those after the next call).
+
         Returns
         -------
         dict
             Task name to output JSON, for the hits only.
         """
-        wanted = [k for k in keys if k[2]]
-        if not wanted:
-            return {}
+        wanted = [(reuse_key(state, *k), *k) for k in keys if k[2]]
+
+        def read(conn: sqlite3.Connection) -> dict[str, str]:
+            known = self._refresh_keys(conn, state)
+            candidates = wanted if known is None else [k for k in wanted if k[0] in known]
+            return rows.lookup_many(conn, state, candidates) if candidates else {}
+
         none: dict[str, str] = {}
-        result = self._query(lambda c: rows.lookup_many(c, state, wanted), none)
+        result = self._query(read, none)
         self._emit_pending()
         return result
+
+    def _refresh_keys(self, conn: sqlite3.Connection, state: str) -> set[int] | None:
+        """The reuse keys of ``state`` in the file, brought up to date (under ``_read_lock``).
+
+        None when there are too many to keep in memory: then every lookup asks SQLite.
+        """
+        keys = self._keys
+        if keys is None:
+            return None
+        known = keys.get(state)
+        if known is None:  # first use of this state: an index-only scan of its keys
+            self._keys_rowid[state], known = rows.read_state_keys(conn, state)
+            keys[state] = known
+        else:
+            found = rows.read_new_keys(conn, state, self._keys_rowid[state])
+            known.update(key for _, key in found)
+            if found:
+                self._keys_rowid[state] = found[-1][0]
+        if sum(len(k) for k in list(keys.values())) > _KEY_LIMIT:
+            self._keys = None  # a very large store: every lookup asks SQLite instead
+            return None
+        return known
 
     def runs(self, state: str | None = None, limit: int = 20) -> list[RunRow]:
         """Past runs, newest first (all states, or one), with task counts by final status."""
@@ -276,6 +322,10 @@ class RunStore(StoreWriter):
             raise ValueError(msg)
         self._flush(5.0)
         deleted = self._query(lambda c: rows.prune(c, keep, vacuum), 0)
+        with self._read_lock:  # SQLite may give deleted rowids out again: learn keys anew
+            if self._keys is not None:
+                self._keys.clear()
+            self._keys_rowid.clear()
         self._emit_pending()
         return deleted
 

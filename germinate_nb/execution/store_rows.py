@@ -185,12 +185,12 @@ def json_or_none(value: Any) -> str | None:
 _REUSABLE = (
     "t.reusable = 1 AND t.status IN ('succeeded', 'cached') AND typeof(t.output_json) = 'text'"
 )
-_MATCH = "t.state = ? AND t.task = ? AND t.fingerprint = ? AND t.input_hash = ?"
 _LOOKUP = (
-    f"SELECT t.output_json FROM task_runs t WHERE t.reuse_key = ? AND {_MATCH} AND {_REUSABLE}"
+    "SELECT t.output_json FROM task_runs t WHERE t.state = ? AND t.reuse_key = ?"
+    f" AND t.task = ? AND t.fingerprint = ? AND t.input_hash = ? AND {_REUSABLE}"
     " ORDER BY t.rowid DESC LIMIT 1"
 )
-_LOOKUP_CHUNK = 150  # keys per lookup_many statement (5 parameters each, under SQLite's 999)
+_LOOKUP_CHUNK = 200  # keys per lookup_many statement (4 parameters each, under SQLite's 999)
 _TASK_COLUMNS = (
     "run_id, state, task, fingerprint, input_hash, status, output_json, output_type, reusable,"
     " note, log, error, start, duration, attempt"
@@ -201,41 +201,65 @@ _PRUNED = (
 )
 
 
-def lookup(
-    conn: sqlite3.Connection, state: str, task: str, fingerprint: str, ih: str
-) -> str | None:
+Key = tuple[int, str, str, str]  # (reuse_key, task, fingerprint, input_hash)
+
+
+def lookup(conn: sqlite3.Connection, state: str, key: Key) -> str | None:
     """Output JSON of the newest reusable task run with these keys, or None."""
-    key = reuse_key(state, task, fingerprint, ih)
-    rows = conn.execute(_LOOKUP, (key, state, task, fingerprint, ih)).fetchall()
-    value = rows[0][0] if rows else None
+    found = conn.execute(_LOOKUP, (state, *key)).fetchall()
+    value = found[0][0] if found else None
     return value if isinstance(value, str) else None
 
 
-def lookup_many(
-    conn: sqlite3.Connection, state: str, keys: list[tuple[str, str, str]]
-) -> dict[str, str]:
-    """:func:`lookup` for many ``(task, fingerprint, input_hash)`` keys, in one read snapshot."""
+def lookup_many(conn: sqlite3.Connection, state: str, keys: list[Key]) -> dict[str, str]:
+    """:func:`lookup` for many keys, in one read snapshot; task name to output JSON."""
     found: dict[str, str] = {}
     conn.execute("BEGIN")
     try:
         for i in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[i : i + _LOOKUP_CHUNK]
             sql = (
-                "WITH k(reuse_key, state, task, fingerprint, input_hash) AS"
-                f" (VALUES {', '.join(['(?, ?, ?, ?, ?)'] * len(chunk))})"
+                "WITH k(reuse_key, task, fingerprint, input_hash) AS"
+                f" (VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))})"
                 " SELECT k.task, (SELECT t.output_json FROM task_runs t"
-                " WHERE t.reuse_key = k.reuse_key AND t.state = k.state AND t.task = k.task"
+                " WHERE t.state = ? AND t.reuse_key = k.reuse_key AND t.task = k.task"
                 " AND t.fingerprint = k.fingerprint AND t.input_hash = k.input_hash"
                 f" AND {_REUSABLE} ORDER BY t.rowid DESC LIMIT 1) FROM k"
             )
-            params: list[Any] = []
-            for task, fingerprint, ih in chunk:
-                params += (reuse_key(state, task, fingerprint, ih), state, task, fingerprint, ih)
+            params: list[Any] = [p for key in chunk for p in key]
+            params.append(state)
             for task, text in conn.execute(sql, params).fetchall():
                 if isinstance(text, str):
                     found[task] = text
     finally:
         conn.execute("COMMIT")
+    return found
+
+
+def read_state_keys(conn: sqlite3.Connection, state: str) -> tuple[int, set[int]]:
+    """The last rowid and the reuse keys of ``state``, from one snapshot (an index-only scan)."""
+    conn.execute("BEGIN")
+    try:
+        last = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM task_runs").fetchall()[0][0]
+        # One text of distinct keys: a Python row per key would cost more than the scan.
+        text = conn.execute(
+            "SELECT group_concat(reuse_key) FROM (SELECT DISTINCT reuse_key FROM task_runs"
+            " WHERE state = ? AND reuse_key IS NOT NULL)",
+            (state,),
+        ).fetchall()[0][0]
+    finally:
+        conn.execute("COMMIT")
+    return int(last), set(map(int, text.split(","))) if text else set()
+
+
+def read_new_keys(conn: sqlite3.Connection, state: str, after: int) -> list[tuple[int, int]]:
+    """``(rowid, reuse_key)`` of the reusable task runs of ``state`` after rowid ``after``."""
+    found: list[tuple[int, int]] = conn.execute(
+        # unary + keeps SQLite on the rowid range (the new rows), off the state's whole index
+        "SELECT rowid, reuse_key FROM task_runs WHERE rowid > ? AND +state = ?"
+        " AND +reuse_key IS NOT NULL ORDER BY rowid",
+        (after, state),
+    ).fetchall()
     return found
 
 

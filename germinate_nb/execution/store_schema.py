@@ -93,7 +93,7 @@ UPDATE task_runs SET reuse_key = germinate_reuse_key(state, task, fingerprint, i
 """
 
 _V1_INDEXES = """
-CREATE INDEX task_runs_reuse ON task_runs(reuse_key) WHERE reuse_key IS NOT NULL;
+CREATE INDEX task_runs_reuse ON task_runs(state, reuse_key) WHERE reuse_key IS NOT NULL;
 CREATE INDEX task_runs_history ON task_runs(run_id);
 CREATE INDEX runs_history ON runs(state, started);
 CREATE INDEX runs_started ON runs(started);

@@ -59,6 +59,9 @@ class StoreWriter:
         self._hurry = threading.Event()  # write now: a flush or close waits
         self._pending_warning: str | None = None
         self._rows_per_insert = 1  # set by the writer from SQLite's limit on parameters
+        # The reuse keys in the file, by state (for states looked up so far), so that a lookup
+        # miss costs no query. None: too many to keep in memory, every lookup asks SQLite.
+        self._keys: dict[str, set[int]] | None = {}
         self._closed = False
         self._thread = threading.Thread(
             target=self._write_loop, name=f"germinate-store {path.name}", daemon=True
@@ -186,6 +189,13 @@ class StoreWriter:
             conn.execute(rows.insert_tasks_sql(len(chunk)), _flat(chunk))
         conn.executemany(rows.END_RUN, ends)
         conn.execute("COMMIT")
+        keys = self._keys  # what this process writes is known at once, for states loaded
+        if keys is not None:
+            for row in tasks:
+                if row[-1] is not None:
+                    known = keys.get(row[1])
+                    if known is not None:
+                        known.add(row[-1])
 
     def _fail(self, reason: str, *, dropped: int = 0) -> None:
         """Make the store unusable: drop what is queued, keep one warning for the next call."""

@@ -178,6 +178,35 @@ def test_lookup_returns_the_newest_succeeded_or_cached_output(store):
     assert store.lookup(*KEYS) == '{"tokens":["cached"]}'
 
 
+def test_a_lookup_miss_costs_no_query_once_the_keys_are_known(store):
+    store.record(rec("tokenize"))
+    assert store.flush()
+    statements = []
+    store._conn.set_trace_callback(statements.append)
+    assert store.lookup("design", "count", "fp1", "IH") is None  # the first loads the keys
+    assert len(statements) == 4 and "group_concat(reuse_key)" in statements[2]
+    statements.clear()
+    assert store.lookup("design", "count", "fp1", "IH") is None
+    assert store.lookup("design", "tokenize", "fp2", KEYS[3]) is None
+    assert statements == []
+    assert store.lookup(*KEYS) == '{"tokens":["tokenize"]}'
+    assert len(statements) == 1 and statements[0].startswith("SELECT t.output_json")
+    store.record(rec("count"))  # what this process writes is known at once
+    assert store.flush()
+    assert store.lookup("design", "count", "fp1", input_hash({"text": "count"})) is not None
+
+
+def test_another_process_rows_are_seen_from_the_next_lookup_many(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    with RunStore.open(path) as mine, RunStore.open(path) as theirs:  # two connections
+        assert mine.lookup(*KEYS) is None
+        theirs.record(rec("tokenize"))
+        assert theirs.flush()
+        assert mine.lookup(*KEYS) is None  # not known yet: a miss, never a wrong hit
+        assert mine.lookup_many("design", [KEYS[1:]]) == {"tokenize": '{"tokens":["tokenize"]}'}
+        assert mine.lookup(*KEYS) == '{"tokens":["tokenize"]}'
+
+
 def test_lookup_with_an_empty_input_hash_is_a_miss(store):
     store.record(rec("tokenize", ih=""))
     assert store.flush()
@@ -581,6 +610,8 @@ def test_prune_keeps_the_newest_runs_of_each_state(store):
     assert store.info().task_runs == 12
     assert store.task_runs("a0") == [] and store.task_runs("never-begun") == []
     assert store.prune(2) == 0
+    assert store.lookup("a", "x", "fp1", input_hash({"text": "x"})) is not None
+    assert store.lookup("a", "nope", "fp1", input_hash({"text": "nope"})) is None
     with pytest.raises(ValueError, match=r"prune\(keep=-1\): keep is how many runs"):
         store.prune(-1)
 
