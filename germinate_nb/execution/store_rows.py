@@ -1,0 +1,325 @@
+"""The run store's rows: records turned into SQL rows, and the queries of reuse and history.
+
+Everything here runs on a connection handed in by :class:`~germinate_nb.execution.store.RunStore`
+(the writer thread's or the readers'); nothing here opens files, holds locks or warns.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from pydantic_core import to_json
+
+from germinate_nb.execution.store_schema import reuse_key
+
+__all__ = ["RunRow", "StoreInfo", "TaskRecord", "TaskRow"]
+
+REUSABLE_STATUSES: Final = ("succeeded", "cached")
+
+
+class TaskRecord(NamedTuple):
+    """One task run handed to ``RunStore.record``; the writer thread turns it into a row.
+
+    Immutable, and a NamedTuple rather than a frozen dataclass because the engine builds one
+    per task on its hot path: about 1 us instead of 6 us (a frozen dataclass sets each of its
+    13 fields through ``object.__setattr__``).
+
+    ``output`` is the output model itself (serialised later by the writer thread, so it must not
+    change meanwhile; the cheapest), its python-mode dump, or None. ``input_hash`` is ``""``
+    when the input could not be hashed; such a run is recorded but never reused.
+    """
+
+    run_id: str
+    state: str
+    task: str
+    fingerprint: str
+    input_hash: str
+    status: str
+    output: Any
+    output_type: str
+    log: str
+    error: str
+    start: float | None
+    duration: float | None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One past run; ``counts`` maps each final task status to how many tasks ended in it."""
+
+    run_id: str
+    state: str
+    status: str
+    started: float | None
+    ended: float | None
+    input_json: str | None
+    counts: dict[str, int]
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """One stored task run: a :class:`TaskRecord` with its output as JSON text.
+
+    ``output_json`` is None when the output was None or not JSON-serialisable (``note`` says
+    so); ``reusable`` tells whether ``lookup`` may return it.
+    """
+
+    run_id: str
+    state: str
+    task: str
+    fingerprint: str
+    input_hash: str
+    status: str
+    output_json: str | None
+    output_type: str
+    reusable: bool
+    note: str
+    log: str
+    error: str
+    start: float | None
+    duration: float | None
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """The size report of a run store; ``str()`` is one readable line.
+
+    ``runs`` and ``task_runs`` are None when the store could not be read.
+    """
+
+    path: str
+    size_bytes: int
+    db_bytes: int
+    wal_bytes: int
+    runs: int | None
+    task_runs: int | None
+    schema_version: int
+    usable: bool
+    last_error: str | None
+    journal_mode: str
+
+    def __str__(self) -> str:
+        size = (
+            f"{_human(self.size_bytes)} (db {_human(self.db_bytes)} + wal {_human(self.wal_bytes)})"
+        )
+        if self.runs is None or self.task_runs is None:
+            rows = "rows unknown"
+        else:
+            rows = f"{self.runs:,} runs, {self.task_runs:,} task runs"
+            if self.task_runs >= 1000:
+                rows += f", ~{self.size_bytes * 1000 // self.task_runs:,} bytes per 1,000 task runs"
+        health = "usable" if self.usable else f"not usable: {self.last_error or 'closed'}"
+        mode = f", {self.journal_mode.upper()} journal" if self.journal_mode else ""
+        return (
+            f"run store {self.path}: {size}, {rows}, schema v{self.schema_version}{mode}; {health}"
+        )
+
+
+def one_line(exc: BaseException | str, limit: int = 200) -> str:
+    """An exception's message on one line, cut to ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- writing --------------------------------------------------------------------------------
+
+INSERT_RUN: Final = (
+    "INSERT OR REPLACE INTO runs (run_id, state, status, started, ended, input_json, origin)"
+    " VALUES (?, ?, 'running', ?, NULL, ?, ?)"
+)
+END_RUN: Final = "UPDATE runs SET ended = ?, status = ? WHERE run_id = ?"
+_TASK_INSERT_COLUMNS = (
+    "run_id, state, task, fingerprint, input_hash, status, output_json, output_type, reusable,"
+    " note, log, error, start, duration, attempt, reuse_key"
+)
+TASK_ROW_WIDTH: Final = 16
+
+
+@functools.lru_cache(maxsize=8)
+def insert_tasks_sql(n: int) -> str:
+    """One INSERT of ``n`` task rows, which SQLite runs in one step.
+
+    So the writer thread takes the GIL back once per batch instead of once per row, and holds
+    the write lock briefly even while other threads keep the GIL busy.
+    """
+    row = "(" + ", ".join("?" * TASK_ROW_WIDTH) + ")"
+    return f"INSERT INTO task_runs ({_TASK_INSERT_COLUMNS}) VALUES {', '.join([row] * n)}"
+
+
+def task_row(r: TaskRecord) -> tuple[Any, ...]:
+    """The ``task_runs`` row of a record: output as JSON text, or NULL and a note saying why."""
+    run_id, state, task, fingerprint, ih, status, output, output_type, log, error, *rest = r
+    output_json, note, key = None, "", None
+    if output is not None:
+        try:
+            output_json = to_json(output).decode()
+        except Exception as exc:  # numpy arrays, arbitrary objects: recorded, not reusable
+            note = f"output is not JSON-serialisable: {type(exc).__name__}: {one_line(exc)}"
+        if output_json is not None and status in REUSABLE_STATUSES:
+            if ih:
+                key = reuse_key(state, task, fingerprint, ih)
+            else:
+                note = "input is not JSON-serialisable, so the output is not reusable"
+    return (
+        run_id, state, task, fingerprint, ih, status, output_json, output_type,
+        0 if key is None else 1, note, log or "", error or "", *rest, key,
+    )  # fmt: skip
+
+
+def json_or_none(value: Any) -> str | None:
+    """``value`` as JSON text, or None when it is not JSON-serialisable."""
+    try:
+        return to_json(value).decode()
+    except Exception:  # an input that is not JSON: the run is kept without it
+        return None
+
+
+# -- reading --------------------------------------------------------------------------------
+
+_REUSABLE = (
+    "t.reusable = 1 AND t.status IN ('succeeded', 'cached') AND typeof(t.output_json) = 'text'"
+)
+_LOOKUP = (
+    "SELECT t.output_json FROM task_runs t WHERE t.state = ? AND t.reuse_key = ?"
+    f" AND t.task = ? AND t.fingerprint = ? AND t.input_hash = ? AND {_REUSABLE}"
+    " ORDER BY t.rowid DESC LIMIT 1"
+)
+_LOOKUP_CHUNK = 200  # keys per lookup_many statement (4 parameters each, under SQLite's 999)
+_TASK_COLUMNS = (
+    "run_id, state, task, fingerprint, input_hash, status, output_json, output_type, reusable,"
+    " note, log, error, start, duration, attempt"
+)
+_PRUNED = (
+    "SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER (PARTITION BY state"
+    " ORDER BY started DESC, rowid DESC) AS n FROM runs) WHERE n > ?"
+)
+
+
+Key = tuple[int, str, str, str]  # (reuse_key, task, fingerprint, input_hash)
+
+
+def lookup(conn: sqlite3.Connection, state: str, key: Key) -> str | None:
+    """Output JSON of the newest reusable task run with these keys, or None."""
+    found = conn.execute(_LOOKUP, (state, *key)).fetchall()
+    value = found[0][0] if found else None
+    return value if isinstance(value, str) else None
+
+
+def lookup_many(conn: sqlite3.Connection, state: str, keys: list[Key]) -> dict[str, str]:
+    """:func:`lookup` for many keys, in one read snapshot; task name to output JSON."""
+    found: dict[str, str] = {}
+    conn.execute("BEGIN")
+    try:
+        for i in range(0, len(keys), _LOOKUP_CHUNK):
+            chunk = keys[i : i + _LOOKUP_CHUNK]
+            sql = (
+                "WITH k(reuse_key, task, fingerprint, input_hash) AS"
+                f" (VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))})"
+                " SELECT k.task, (SELECT t.output_json FROM task_runs t"
+                " WHERE t.state = ? AND t.reuse_key = k.reuse_key AND t.task = k.task"
+                " AND t.fingerprint = k.fingerprint AND t.input_hash = k.input_hash"
+                f" AND {_REUSABLE} ORDER BY t.rowid DESC LIMIT 1) FROM k"
+            )
+            params: list[Any] = [p for key in chunk for p in key]
+            params.append(state)
+            for task, text in conn.execute(sql, params).fetchall():
+                if isinstance(text, str):
+                    found[task] = text
+    finally:
+        conn.execute("COMMIT")
+    return found
+
+
+def read_state_keys(conn: sqlite3.Connection, state: str) -> tuple[int, set[int]]:
+    """The last rowid and the reuse keys of ``state``, from one snapshot (an index-only scan)."""
+    conn.execute("BEGIN")
+    try:
+        last = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM task_runs").fetchall()[0][0]
+        # One text of distinct keys: a Python row per key would cost more than the scan.
+        text = conn.execute(
+            "SELECT group_concat(reuse_key) FROM (SELECT DISTINCT reuse_key FROM task_runs"
+            " WHERE state = ? AND reuse_key IS NOT NULL)",
+            (state,),
+        ).fetchall()[0][0]
+    finally:
+        conn.execute("COMMIT")
+    return int(last), set(map(int, text.split(","))) if text else set()
+
+
+def read_new_keys(conn: sqlite3.Connection, state: str, after: int) -> list[tuple[int, int]]:
+    """``(rowid, reuse_key)`` of the reusable task runs of ``state`` after rowid ``after``."""
+    found: list[tuple[int, int]] = conn.execute(
+        # unary + keeps SQLite on the rowid range (the new rows), off the state's whole index
+        "SELECT rowid, reuse_key FROM task_runs WHERE rowid > ? AND +state = ?"
+        " AND +reuse_key IS NOT NULL ORDER BY rowid",
+        (after, state),
+    ).fetchall()
+    return found
+
+
+def read_runs(conn: sqlite3.Connection, state: str | None, limit: int) -> list[RunRow]:
+    """Runs newest first, each with the count of its tasks by their last status."""
+    where, params = ("WHERE state = ?", [state]) if state is not None else ("", [])
+    rows = conn.execute(
+        "SELECT run_id, state, status, started, ended, input_json, origin FROM runs"
+        f" {where} ORDER BY started DESC, rowid DESC LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+    counts: dict[str, dict[str, int]] = {r[0]: {} for r in rows}
+    if rows:
+        marks = ", ".join("?" * len(counts))
+        for run_id, status, n in conn.execute(  # only the last attempt of each task counts
+            "SELECT t.run_id, t.status, COUNT(*) FROM task_runs t JOIN (SELECT MAX(rowid) AS last"
+            f" FROM task_runs WHERE run_id IN ({marks}) GROUP BY run_id, task) m"
+            " ON t.rowid = m.last GROUP BY t.run_id, t.status",
+            list(counts),
+        ).fetchall():
+            counts[run_id][status] = n
+    return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], counts[r[0]], r[6]) for r in rows]
+
+
+def read_task_runs(conn: sqlite3.Connection, run_id: str) -> list[TaskRow]:
+    """The task runs of a run in the order they were recorded."""
+    sql = f"SELECT {_TASK_COLUMNS} FROM task_runs WHERE run_id = ? ORDER BY rowid"
+    rows = conn.execute(sql, (run_id,)).fetchall()
+    return [TaskRow(*(row[:8] + (bool(row[8]),) + row[9:])) for row in rows]
+
+
+def count_rows(conn: sqlite3.Connection) -> tuple[int, int, str]:
+    """How many runs and task runs the file holds, and its journal mode."""
+    runs = conn.execute("SELECT COUNT(*) FROM runs").fetchall()[0][0]
+    tasks = conn.execute("SELECT COUNT(*) FROM task_runs").fetchall()[0][0]
+    return int(runs), int(tasks), str(conn.execute("PRAGMA journal_mode").fetchall()[0][0])
+
+
+def prune(conn: sqlite3.Connection, keep: int, vacuum: bool) -> int:
+    """Delete all but the newest ``keep`` runs of each state, with their (and orphan) task runs."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"DELETE FROM task_runs WHERE run_id IN ({_PRUNED})", (keep,))
+        deleted = conn.execute(f"DELETE FROM runs WHERE run_id IN ({_PRUNED})", (keep,)).rowcount
+        conn.execute("DELETE FROM task_runs WHERE run_id NOT IN (SELECT run_id FROM runs)")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if vacuum:
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    return int(deleted)
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover

@@ -1,0 +1,282 @@
+"""The run store's writer: one daemon thread writing queued rows to SQLite in batches.
+
+``StoreWriter`` is the writing half of :class:`~germinate_nb.execution.store.RunStore`: the
+queue that ``record()`` appends to, the thread that drains it, and the failure that turns the
+store off with one warning.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import warnings
+from collections import deque
+from pathlib import Path
+from typing import Any, Final
+
+from germinate_nb.execution import store_rows as rows
+from germinate_nb.execution import store_schema
+from germinate_nb.execution.store_rows import TaskRecord, one_line
+
+__all__ = ["WARNED", "StoreWarning", "StoreWriter", "advice", "rollback"]
+
+
+class StoreWarning(RuntimeWarning):
+    """A run store is not usable; the run goes on in memory."""
+
+
+_STOP: Final = object()
+_BEGIN: Final = "begin"
+_END: Final = "end"
+
+
+WARNED: set[tuple[str, str]] = set()  # (path, reason) already shown in this process
+
+
+class StoreWriter:
+    """Queues runs and task runs, and writes them from one daemon thread.
+
+    ``usable`` is False after a fatal error (``last_error`` says why) or ``close()``; then
+    every method is a cheap no-op, and the next call shows the failure's one warning.
+    """
+
+    path: Path
+    usable: bool
+    last_error: str | None
+
+    def __init__(
+        self, path: Path, *, busy_timeout: float, interval: float, batch_size: int
+    ) -> None:
+        self.path = path
+        self.usable = True
+        self.last_error = None
+        self._lock = threading.Lock()  # guards failing, closing and flush markers
+        self._busy_timeout = busy_timeout
+        self._interval = interval
+        self._batch_size = batch_size
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()  # something was queued
+        self._hurry = threading.Event()  # write now: a flush or close waits
+        self._pending_warning: str | None = None
+        self._rows_per_insert = 1  # set by the writer from SQLite's limit on parameters
+        # The reuse keys in the file, by state (for states looked up so far), so that a lookup
+        # miss costs no query. None: too many to keep in memory, every lookup asks SQLite.
+        self._keys: dict[str, set[int]] | None = {}
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._write_loop, name=f"germinate-store {path.name}", daemon=True
+        )
+        self._thread.start()
+
+    def begin_run(
+        self, run_id: str, state: str, input_dump: Any, started: float, *, origin: str = ""
+    ) -> None:
+        """Queue a new run (status ``running``); ``input_dump`` is stored as JSON if it can be."""
+        self._enqueue((_BEGIN, run_id, state, input_dump, started, origin))
+
+    def record(self, record: TaskRecord) -> None:
+        """Queue a task run. Costs a deque append; never blocks, never raises for the store."""
+        if self.usable:
+            self._queue.append(record)
+            if not self._wake.is_set():
+                self._wake.set()
+        elif self._pending_warning is not None:
+            self._emit_pending()
+
+    def end_run(self, run_id: str, ended: float, status: str) -> None:
+        """Queue the end of a run: its end time and final status."""
+        self._enqueue((_END, run_id, ended, status))
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued before this call is written.
+
+        Returns
+        -------
+        bool
+            True when written; False on timeout or when the store is not usable.
+        """
+        done = self._flush(timeout)
+        self._emit_pending()
+        return done
+
+    def _enqueue(self, item: Any) -> None:
+        if self.usable:
+            self._queue.append(item)
+            self._wake.set()
+        elif self._pending_warning is not None:
+            self._emit_pending(stacklevel=4)
+
+    def _flush(self, timeout: float) -> bool:
+        marker = threading.Event()
+        with self._lock:
+            queued = self.usable and self._thread.is_alive()
+            if queued:
+                self._queue.append(marker)
+        if not queued:
+            return False
+        self._hurry.set()
+        self._wake.set()
+        return marker.wait(timeout) and self.usable
+
+    def _write_loop(self) -> None:
+        try:
+            conn = store_schema.connect(self.path, self._busy_timeout)
+            conn.execute("PRAGMA cache_size = -8192")  # 8 MiB: index pages stay in memory
+        except sqlite3.Error as exc:
+            self._fail(one_line(exc))
+            return
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._rows_per_insert = max(1, min(self._batch_size, limit // rows.TASK_ROW_WIDTH))
+        try:
+            while True:
+                self._wake.wait()
+                if not self._hurry.is_set():
+                    self._hurry.wait(self._interval)  # gather a batch
+                self._wake.clear()
+                self._hurry.clear()
+                if self.last_error is not None or self._drain(conn):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - the writer must record any failure
+            self._fail(f"{type(exc).__name__}: {one_line(exc)}")
+        finally:
+            conn.close()
+
+    def _drain(self, conn: sqlite3.Connection) -> bool:
+        """Write everything queued, in batches; True when the writer must stop."""
+        queue = self._queue
+        while queue:
+            items: list[Any] = []
+            try:
+                for _ in range(self._batch_size):
+                    items.append(queue.popleft())
+            except IndexError:  # drained (a reader's failure may empty the queue meanwhile)
+                pass
+            markers = [item for item in items if isinstance(item, threading.Event)]
+            stop = any(item is _STOP for item in items)
+            try:
+                self._write(conn, items)
+            except Exception as exc:  # SQLite's errors, or a record that cannot be a row
+                rollback(conn)
+                reason = one_line(exc)
+                if not isinstance(exc, sqlite3.Error):
+                    reason = f"{type(exc).__name__}: {reason}"
+                self._fail(reason, dropped=sum(type(item) is TaskRecord for item in items))
+                stop = True
+            for marker in markers:
+                marker.set()
+            if stop:
+                return True
+        return False
+
+    def _write(self, conn: sqlite3.Connection, items: list[Any]) -> None:
+        """Write one batch of queued items in one transaction."""
+        runs, tasks, ends = [], [], []
+        for item in items:
+            if type(item) is TaskRecord:
+                tasks.append(rows.task_row(item))
+            elif type(item) is tuple:
+                if item[0] == _BEGIN:
+                    _, run_id, state, dump, started, origin = item
+                    runs.append((run_id, state, started, rows.json_or_none(dump), origin))
+                else:
+                    ends.append((item[2], item[3], item[1]))
+        if not (runs or tasks or ends):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(rows.INSERT_RUN, runs)
+        for i in range(0, len(tasks), self._rows_per_insert):
+            chunk = tasks[i : i + self._rows_per_insert]
+            conn.execute(rows.insert_tasks_sql(len(chunk)), _flat(chunk))
+        conn.executemany(rows.END_RUN, ends)
+        conn.execute("COMMIT")
+        keys = self._keys  # what this process writes is known at once, for states loaded
+        if keys is not None:
+            for row in tasks:
+                if row[-1] is not None:
+                    known = keys.get(row[1])
+                    if known is not None:
+                        known.add(row[-1])
+
+    def _fail(self, reason: str, *, dropped: int = 0) -> None:
+        """Make the store unusable: drop what is queued, keep one warning for the next call."""
+        with self._lock:
+            first = self.last_error is None
+            self.usable = False
+            if first:
+                self.last_error = reason
+            while True:
+                try:
+                    item = self._queue.popleft()
+                except IndexError:  # the writer may be draining too
+                    break
+                if type(item) is TaskRecord:
+                    dropped += 1
+                elif isinstance(item, threading.Event):
+                    item.set()
+            if first:
+                lost = f", {dropped} task runs not saved" if dropped else ""
+                self._pending_warning = (
+                    f"germinate_nb: run store {self.path} stopped working ({reason}){lost}; "
+                    f"runs go on in memory. {advice(reason)}"
+                )
+
+    def _emit_pending(self, stacklevel: int = 3) -> None:
+        with self._lock:
+            msg, self._pending_warning = self._pending_warning, None
+        key = (str(self.path), self.last_error or "")
+        if msg is not None and key not in WARNED:
+            WARNED.add(key)
+            warnings.warn(msg, StoreWarning, stacklevel=stacklevel)
+
+    def _stop_writer(self, timeout: float) -> bool:
+        """Queue the stop after what is queued and wait for it; False if already closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            self.usable = False
+            self._queue.append(_STOP)
+        self._hurry.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return True
+
+
+def _flat(chunk: list[tuple[Any, ...]]) -> list[Any]:
+    return [value for row in chunk for value in row]
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back an open transaction, if any, ignoring a file too broken even for that."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:  # a corrupt file may refuse even this; the store is given up anyway
+        pass
+
+
+def advice(reason: str) -> str:
+    """How to fix a store failing for ``reason`` (a message of SQLite or of the store)."""
+    text = reason.lower()
+    if "newer" in text:
+        return "Upgrade germinate_nb, or set GERMINATE_STORE=PATH to use another store."
+    if "locked" in text or "busy" in text:
+        return (
+            "Another process holds it locked; retry later, or set GERMINATE_STORE=PATH to use "
+            "another store."
+        )
+    if "not a folder" in text:
+        return "Move that file away, or set GERMINATE_STORE=PATH or GERMINATE_STORE=off."
+    if "germinate_nb" in text:  # not a run store, or one holding triggers or views
+        return "Set GERMINATE_STORE=PATH to use another file, or GERMINATE_STORE=off."
+    words = ("readonly", "read-only", "permission", "unable to open", "folder", "directory", "full")
+    if any(w in text for w in words):
+        return (
+            "Make its folder writable (or free some space), or set GERMINATE_STORE=PATH "
+            "or GERMINATE_STORE=off."
+        )
+    return (
+        "Delete the file (it holds only run history and reusable outputs) or set "
+        "GERMINATE_STORE=off."
+    )
