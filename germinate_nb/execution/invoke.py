@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -154,26 +155,35 @@ def execute(
     )  # fmt: skip
 
 
-async def aexecute(job: Job, lane: str = "event loop") -> Outcome:
-    """Run an async task's whole life on the running loop.
+async def aexecute(
+    job: Job, lane: str = "event loop", then: Callable[[Outcome], None] | None = None
+) -> Outcome:
+    """Run an async task's whole life on the running loop; ``then(outcome)`` is called last.
 
-    The ``CancelledError`` of a task cancelled by its run propagates; one that escapes the
-    task's own code while the run goes on (an inner future was cancelled) fails the task.
+    The ``CancelledError`` of a task cancelled by its run propagates (``then`` is not called);
+    one that escapes the task's own code while the run goes on (an inner future was cancelled)
+    fails the task.
     """
-    start = time.time()
     t0 = time.perf_counter()
+    start = t0 + EPOCH_OFFSET
     executor = job.executor
     _CURRENT.set(job)  # each asyncio task runs in its own copy of the context
     model = key = None
     try:
         model, key = _prepare(job)
-        if job.cached is not None:
-            hit = _reuse(job, model, key)
-            if hit is not None:
-                hit.start, hit.lane = start, lane
-                return hit
-        value = await executor.invoke(model, job.deps)
-        output, dump = _output(job, value)
+        outcome = _reuse(job, model, key) if job.cached is not None else None
+        if outcome is not None:
+            outcome.start, outcome.lane = start, lane
+        else:
+            if executor._direct:
+                value = await executor.callable(model)
+            else:
+                value = await executor.invoke(model, job.deps)
+            output, dump = _output(job, value)
+            outcome = Outcome(
+                job.name, "ok", output, dump, model, key, None, start,
+                time.perf_counter() - t0, lane, executor.fingerprint,
+            )  # fmt: skip
     except asyncio.CancelledError as err:
         if job.cancel.is_set():
             raise
@@ -182,28 +192,15 @@ async def aexecute(job: Job, lane: str = "event loop") -> Outcome:
             "a CancelledError escaped from the task (an awaited future was cancelled) while "
             "the run was not cancelled"
         )
-        return Outcome(
-            job.name,
-            "error",
-            input=model,
-            error=error,
-            start=start,
-            duration=time.perf_counter() - t0,
-            lane=lane,
-            fingerprint=executor.fingerprint,
-        )
+        outcome = Outcome(
+            job.name, "error", None, None, model, None, error, start,
+            time.perf_counter() - t0, lane, executor.fingerprint,
+        )  # fmt: skip
     except BaseException as err:  # noqa: BLE001 - any exception fails this task only
-        return Outcome(
-            job.name,
-            "error",
-            input=model,
-            error=describe_error(err),
-            start=start,
-            duration=time.perf_counter() - t0,
-            lane=lane,
-            fingerprint=executor.fingerprint,
-        )
-    return Outcome(
-        job.name, "ok", output, dump, model, key, None, start,
-        time.perf_counter() - t0, lane, executor.fingerprint,
-    )  # fmt: skip
+        outcome = Outcome(
+            job.name, "error", None, None, model, None, describe_error(err), start,
+            time.perf_counter() - t0, lane, executor.fingerprint,
+        )  # fmt: skip
+    if then is not None:
+        then(outcome)
+    return outcome

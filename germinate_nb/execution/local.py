@@ -8,7 +8,7 @@ import threading
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from germinate_nb.execution.backend import Job, RunControl
+from germinate_nb.execution.backend import Job, Outcome, RunControl
 from germinate_nb.execution.invoke import aexecute, execute
 
 __all__ = ["DEFAULT_MAX_WORKERS", "LocalBackend", "LoopThread"]
@@ -84,7 +84,7 @@ class LocalBackend:
         self._inline_jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._sync_open = 0  # sync jobs submitted and not yet ended
-        self._lock = threading.Lock()  # guards the thread pool's counts and the async tasks
+        self._lock = threading.Lock()  # guards the thread pool's counts
         self._running: dict[str, str] = {}  # sync task -> the thread running its code
         self._tasks: dict[str, Any] = {}  # async task -> asyncio.Task
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
@@ -120,18 +120,16 @@ class LocalBackend:
     def cancel(self, names: Collection[str]) -> set[str]:
         """Cancel async tasks; returns the sync tasks whose code is still running."""
         background = {name for name in names if name in self._running}
-        with self._lock:
-            for name in names:
-                task = self._tasks.pop(name, None)
-                if task is not None:
-                    self._cancelled.append(task)
-                    self._loop_of().call_soon_threadsafe(task.cancel)
+        for name in names:
+            task = self._tasks.pop(name, None)
+            if task is not None:
+                self._cancelled.append(task)
+                self._loop_of().call_soon_threadsafe(task.cancel)
         return background
 
     def settle(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until the cancelled async tasks have unwound."""
-        with self._lock:
-            tasks, self._cancelled = self._cancelled, []
+        tasks, self._cancelled = self._cancelled, []
         loop = self._loop
         if not tasks or loop is None or threading.get_ident() == self._loop_ident:
             return  # on the loop itself, waiting would block what it waits for
@@ -212,32 +210,32 @@ class LocalBackend:
     # -- async tasks --------------------------------------------------------------------------
 
     def _loop_of(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop_thread = LoopThread()
-            self._loop = self._loop_thread.loop
-            self._loop_ident = self._loop_thread.thread.ident
-        return self._loop
+        """The run's loop, started on first use (threads delivering at once start one only)."""
+        loop = self._loop
+        if loop is None:
+            with self._lock:
+                if self._loop is None:
+                    self._loop_thread = LoopThread()
+                    self._loop_ident = self._loop_thread.thread.ident
+                    self._loop = self._loop_thread.loop
+                loop = self._loop
+        return loop
 
     def _submit_async(self, jobs: list[Job]) -> None:
         loop = self._loop_of()
         if threading.get_ident() == self._loop_ident:
-            self._start_async(jobs)
+            self._start_async(loop, jobs)
         else:
-            loop.call_soon_threadsafe(self._start_async, jobs)
+            loop.call_soon_threadsafe(self._start_async, loop, jobs)
 
-    def _start_async(self, jobs: list[Job]) -> None:
-        loop = self._loop
-        assert loop is not None
-        with self._lock:
-            for job in jobs:
-                if not job.cancel.is_set():
-                    self._tasks[job.name] = loop.create_task(self._async_main(job))
+    def _start_async(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
+        tasks = self._tasks
+        done = self._async_done
+        for job in jobs:
+            if not job.cancel.is_set():
+                tasks[job.name] = loop.create_task(aexecute(job, "event loop", done))
 
-    async def _async_main(self, job: Job) -> None:
-        try:
-            outcome = await aexecute(job)
-        finally:
-            with self._lock:
-                self._tasks.pop(job.name, None)
+    def _async_done(self, outcome: Outcome) -> None:
+        self._tasks.pop(outcome.name, None)
         assert self._run is not None
         self._run.deliver(outcome)

@@ -22,6 +22,8 @@ _short.maxstring = 80
 _short.maxother = 80
 _short.maxlist = 8
 _short.maxdict = 8
+REPR_TASKS = 40
+"""Tasks listed by ``repr(RunResult)``; a bigger run lists failures first, then a sample."""
 
 
 class TaskStatus(str, Enum):
@@ -214,7 +216,14 @@ class RunResult:
         lines = [f"<RunResult {self.state}: {self.status}{took} ({counts})"]
         if self.background:
             lines.append(f"  ({self.background_note})")
-        for run in self.task_runs.values():
+        shown = list(self.task_runs.values())
+        if len(shown) > REPR_TASKS:  # a big run reads as its problems first, then a sample
+            shown.sort(key=lambda r: r.status.is_ok)
+            rest = len(shown) - REPR_TASKS
+            shown = shown[:REPR_TASKS]
+        else:
+            rest = 0
+        for run in shown:
             detail = ""
             if run.error is not None:
                 detail = f" - {short_repr(str(run.error))}"
@@ -223,6 +232,8 @@ class RunResult:
             elif run.output is not None:
                 detail = f" -> {short_repr(run.output)}"
             lines.append(f"  {run.name}: {run.status.value}{detail}")
+        if rest:
+            lines.append(f"  ... and {rest} more tasks")
         return "\n".join(lines) + ">"
 
     def _repr_html_(self) -> str:
