@@ -105,3 +105,11 @@ class WorkflowLimitError(GerminateError, RuntimeError):
         super().__init__(msg)
         self.states = tuple(states)
         self.result = result
+
+
+class OutputPathError(GerminateError, ValueError):
+    """A file cannot be written where the user asked (missing folder, not a folder, read-only)."""
+
+    def __init__(self, msg: str, *, path: str = "") -> None:
+        super().__init__(msg)
+        self.path = path
