@@ -35,6 +35,8 @@ MAX_LABELS = 150
 """Above this many tasks, names give way to an overview (select a task to focus on it)."""
 
 EDGE_COLOR = "#8c959f"
+LABEL_CHARS = 60
+"""Longer task, state and condition names are cut (with an ellipsis) in pictures."""
 
 _LITERAL: dict[str, Any] = {"parse_math": False, "usetex": False}
 """Keyword arguments of every text artist: the text is drawn as written."""
@@ -70,6 +72,21 @@ def _literal(text: str) -> str:
         else:
             out.append(repr(ch)[1:-1])
     return "".join(out)
+
+
+def _label(text: str, limit: int = LABEL_CHARS) -> str:
+    r"""``text`` as drawn: literal, at most two lines and ``limit`` characters (then "…").
+
+    >>> _label("a" * 100, 10), _label("one\ntwo\nthree")
+    ('aaaaaaaaa…', 'one\ntwo …')
+    """
+    text = _literal(text)
+    lines = text.splitlines()
+    if len(lines) > 2:
+        text = "\n".join(lines[:2]) + " …"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
 
 
 @_literal_text()
@@ -148,7 +165,7 @@ def draw_state(
                 ax.text(
                     x,
                     y - 0.22,
-                    _literal(k),
+                    _label(k),
                     ha="center",
                     va="top",
                     fontsize=8,
@@ -168,7 +185,7 @@ def draw_state(
             title += " (overview: select a task to focus)"
         if layout.cyclic:
             title += " (has a cycle)"
-    ax.set_title(_literal(title), fontsize=10, loc="left", **_LITERAL)
+    ax.set_title(_label(title, 160), fontsize=10, loc="left", **_LITERAL)
     present = sorted({statuses.get(k, "pending") for k in pos}, key=list(STATUS_COLORS).index)
     handles = [Patch(facecolor=STATUS_COLORS[s], edgecolor="#57606a", label=s) for s in present]
     if bad_edges:
@@ -271,7 +288,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
         ax.text(
             x,
             y,
-            _literal(name),
+            _label(name),
             ha="center",
             va="center",
             fontsize=10,
@@ -299,7 +316,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
         ax.text(
             (x1 + x2) / 2,
             0.45 * (1 if bend > 0 else -1) + 0.05 * (i % 2),
-            _literal(t.condition.name),
+            _label(t.condition.name),
             ha="center",
             fontsize=8,
             color="#57606a",
@@ -308,7 +325,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
     ax.set_xlim(-0.8, max(len(states) - 0.2, 0.8))
     ax.set_ylim(-1.0, 1.0)
     ax.set_title(
-        _literal(f"workflow {workflow.name} v{workflow.version}"),
+        _label(f"workflow {workflow.name} v{workflow.version}", 120),
         fontsize=10,
         loc="left",
         **_LITERAL,

@@ -7,6 +7,7 @@ Any name is safe here: dot strings are quoted and escaped, Mermaid node ids are 
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 from germinate_nb.core.state import State
@@ -47,14 +48,21 @@ _MERMAID_SPECIAL = frozenset('"#&<>`$\\[](){}|;%')
 
 
 def _mermaid_label(text: str) -> str:
-    """A quoted Mermaid label showing ``text`` literally.
+    r"""A quoted Mermaid label showing ``text`` literally.
+
+    Line breaks stay line breaks; control characters, which no one can see, are shown as
+    escapes (``\x1b``).
 
     >>> _mermaid_label('a "b" <c>')
     '"a #34;b#34; #60;c#62;"'
+    >>> _mermaid_label("x\ty")
+    '"x#92;ty"'
     """
     out = []
-    for ch in text:
-        if ch in _MERMAID_SPECIAL or not ch.isprintable():
+    for ch in text.replace("\r\n", "\n").replace("\r", "\n"):
+        if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cs"):
+            out.extend(f"#{ord(c)};" if c == "\\" else c for c in repr(ch)[1:-1])
+        elif ch in _MERMAID_SPECIAL or not ch.isprintable():
             out.append(f"#{ord(ch)};")
         else:
             out.append(ch)
