@@ -437,3 +437,31 @@ def test_refresh_keeps_the_form_when_roots_share_a_model():
     form.set(x=7)
     ex.refresh()
     assert ex.input_form is form and form.value == {"x": 7}
+
+
+def test_select_survives_an_output_whose_repr_raises():
+    from pydantic import ConfigDict
+
+    class Opaque:
+        def __repr__(self):
+            raise ValueError("no <repr> for you")
+
+    class Out(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        value: Opaque
+        text: str = "fine"
+
+    s = State("opaque")
+
+    @s.task()
+    def opaque(input: X) -> Out:
+        return Out(value=Opaque())
+
+    ex = explore(s)
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    assert ex.wait(5).ok
+    ex.select("opaque")
+    details = ex.details.value
+    assert "&lt;repr failed: ValueError: no &lt;repr&gt; for you&gt;" in details
+    assert "&#x27;fine&#x27;" in details
