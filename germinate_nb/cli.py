@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -172,27 +170,23 @@ def _cell_output_discarded() -> Iterator[None]:
 
     stdout carries the table or the ``--json`` document: a cell's output must not get into it.
     """
-    sink = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
     sys.stdout.flush()
     sys.stderr.flush()
     saved: list[int] = []
-    try:
-        with tempfile.TemporaryFile() as trash:
+    with open(os.devnull, "w", encoding="utf-8", errors="backslashreplace") as sink:
+        try:
             for fd in (1, 2):
                 try:
                     saved.append(os.dup(fd))
-                    os.dup2(trash.fileno(), fd)
+                    os.dup2(sink.fileno(), fd)
                 except OSError:  # no such descriptor (embedded use): nothing to protect
                     break
-            try:
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                    yield
-            finally:
-                for fd, copy in zip((1, 2), saved, strict=False):
-                    os.dup2(copy, fd)
-    finally:
-        for copy in saved:
-            os.close(copy)
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=False):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def read_code_cells(file: Path) -> list[str]:
@@ -419,7 +413,7 @@ def _table(result: Any) -> str:
     for name, tr in result.task_runs.items():
         ms = f"{tr.duration * 1000:.1f} ms" if tr.duration is not None else ""
         if tr.error is not None:
-            detail = str(tr.error).splitlines()[0]
+            detail = _printable((str(tr.error).splitlines() or [""])[0])
         elif tr.skipped_because:
             detail = f"after '{tr.skipped_because}' failed"
         else:

@@ -76,7 +76,7 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     if "\0" in shown:
         msg = f"cannot write {shown!r}: the path contains a NUL byte. Choose another file name."
         raise OutputPathError(msg, path=shown)
-    target = Path(shown).expanduser().absolute()
+    target = Path(shown).absolute()
     parent = target.parent
     try:
         if target.is_dir():

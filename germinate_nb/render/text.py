@@ -58,7 +58,7 @@ def _mermaid_label(text: str) -> str:
     >>> _mermaid_label("x\ty")
     '"x#92;ty"'
     """
-    out = []
+    out: list[str] = []
     for ch in text.replace("\r\n", "\n").replace("\r", "\n"):
         if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cs"):
             out.extend(f"#{ord(c)};" if c == "\\" else c for c in repr(ch)[1:-1])
