@@ -198,9 +198,10 @@ def test_svg_of_workflow_shows_condition_and_names_literally():
 
 
 def test_control_characters_are_shown_as_escapes_in_svg():
-    s = hostile_state(["a", "b"], literal_values=["\x00nul \x1b[31m"])
-    text = check_svg(export_state(s, "svg"))
-    assert "\\x00nul \\x1b[31m" in text
+    """A NUL or an ESC cannot be in XML: they are drawn as their escapes."""
+    wf = hostile_workflow(hostile_state(["a"]), "\x00nul \x1b[31mred")
+    text = check_svg(figure_svg(draw_workflow(wf)))
+    assert "\\x00nul \\x1b[31mred" in text
 
 
 def test_every_format_exports_the_hostile_state():
