@@ -61,7 +61,9 @@ def _safe_repr(value: Any) -> str:
     try:
         return repr(value)
     except Exception as err:
-        return f"<{type(value).__name__} object: repr failed: {type(err).__name__}: {err}>"
+        return (
+            f"<{type(value).__name__} object: repr failed: {type(err).__name__}: {_safe_str(err)}>"
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -212,9 +214,10 @@ def read_code_cells(file: Path) -> list[str]:
         raise CliError(msg)
     version = doc.get("nbformat")
     if isinstance(version, str | float | bool):
+        found = _one_line(json.dumps(version), 40)
         msg = (
-            f'{where}: "nbformat" is {json.dumps(version)}, it must be the whole number 4 '
-            f'(or 3). Write "nbformat": 4 without quotes, or save the notebook from Jupyter.'
+            f'{where}: "nbformat" is {found}, it must be the whole number 4 (or 3). '
+            'Write "nbformat": 4 without quotes, or save the notebook from Jupyter.'
         )
         raise CliError(msg)
     if version != 4:

@@ -34,8 +34,10 @@ def _problem_edges(problems: Iterable[Problem]) -> set[tuple[str, str]]:
 def _quote(text: str) -> str:
     r"""A dot string: quoted, with backslashes, quotes and line breaks escaped.
 
-    >>> print(_quote('say "hi"\\n'))
-    "say \"hi\"\\n"
+    >>> print(_quote('say "hi" \\o/'))
+    "say \"hi\" \\o/"
+    >>> print(_quote("two\nlines"))
+    "two\nlines"
     """
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     escaped = escaped.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
