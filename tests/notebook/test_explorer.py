@@ -460,8 +460,44 @@ def test_select_survives_an_output_whose_repr_raises():
     ex = explore(s)
     ex.input_form.set(x=1)
     ex.run_button.click()
-    assert ex.wait(5).ok
+    result = ex.wait(5)
+    assert result.ok
+    assert "<code>&lt;Out instance at 0x" in result._repr_html_()  # reprlib's own fallback
     ex.select("opaque")
     details = ex.details.value
     assert "&lt;repr failed: ValueError: no &lt;repr&gt; for you&gt;" in details
     assert "&#x27;fine&#x27;" in details
+
+
+def test_explore_draws_dollar_signs_literally():
+    """`$x^$` is not valid mathtext: matplotlib would raise if it parsed it."""
+    s = State("money")
+
+    class Choice(BaseModel):
+        pick: Literal["$x^$", "$$"]
+
+    @s.task()
+    def start(input: X) -> X:
+        return input
+
+    @s.task()
+    def pick(input: Choice) -> X:
+        return X(x=1)
+
+    start >> pick
+    wf = Workflow("$w^$")
+    wf.add_state(s, initial_state=True)
+    wf.add_state(State("after"))
+
+    @s.condition(name="$c^$")
+    def go() -> bool:
+        return True
+
+    (s & go) >> wf.states[1]
+    ex = explore(s)
+    assert "$x^$" in ex.message.value and ex.graph.value[:4] == b"\x89PNG"
+    ex.select("pick")
+    ex.close()
+    ex = explore(wf)
+    assert ex.machine.value[:4] == b"\x89PNG"
+    ex.close()
