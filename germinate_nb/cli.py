@@ -99,14 +99,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_notebook(path: str) -> Any:
     """Execute the notebook's code cells in order in a fresh in-process shell; returns the shell."""
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
     file = Path(path)
     if not file.exists():
         msg = f"no such notebook: {path}"
         raise CliError(msg)
-    cells = read_code_cells(file)
+    cells = read_code_cells(file)  # a broken notebook is reported before IPython is imported
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
     config = Config()
     config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
