@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_MESSAGE = 400  # characters of user text (an exception message...) quoted in one line
 
 
 class CliError(Exception):
@@ -32,11 +32,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CliError as err:
-        sys.stderr.write(f"germinate-nb: error: {err}\n")
+        sys.stderr.write(f"germinate-nb: error: {_printable(str(err))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("germinate-nb: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _printable(text: str) -> str:
+    r"""The text with control characters (terminal escapes...) shown as escapes; newlines kept.
+
+    >>> _printable("a\x1b[2Jb\nc")
+    'a\\x1b[2Jb\nc'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c == "\n" or c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """User text (an exception message) on one line, control characters escaped, cut short."""
+    flat = " ".join(_printable(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _safe_repr(value: Any) -> str:
+    """``repr(value)``, or a note saying why it failed (a user's ``__repr__`` may raise)."""
+    try:
+        return repr(value)
+    except Exception as err:
+        return (
+            f"<{type(value).__name__} object: repr failed: {type(err).__name__}: {_safe_str(err)}>"
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,14 +99,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def load_notebook(path: str) -> Any:
     """Execute the notebook's code cells in order in a fresh in-process shell; returns the shell."""
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
-
     file = Path(path)
     if not file.exists():
         msg = f"no such notebook: {path}"
         raise CliError(msg)
-    cells = read_code_cells(file)
+    cells = read_code_cells(file)  # a broken notebook is reported before IPython is imported
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
     config = Config()
     config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
@@ -88,19 +115,80 @@ def load_notebook(path: str) -> Any:
     for number, source in enumerate(cells, start=1):
         if not source.strip():
             continue
-        sink = io.StringIO()
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with _cell_output_discarded():
             result = shell.run_cell(source, store_history=False, silent=False)
         error = result.error_before_exec or result.error_in_exec
-        if error is not None:
-            lines = source.strip().splitlines()
-            head = "\n".join(f"    {line}" for line in lines[:3])
-            more = "\n    ..." if len(lines) > 3 else ""
+        if isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt  # Ctrl-C while a cell ran: exit 130, "interrupted"
+        if isinstance(error, SystemExit):
+            call = "sys.exit()" if error.code is None else f"sys.exit({_safe_repr(error.code)})"
             msg = (
-                f"code cell {number} of {path} raised {type(error).__name__}: {error}\n{head}{more}"
+                f"code cell {number} of {path} called {call}{_where(error, source)}: "
+                "a notebook run by germinate-nb must not exit. Remove the call, or raise an "
+                "exception to report a problem."
+            )
+            raise CliError(msg)
+        if error is not None:
+            text = _one_line(error.msg if isinstance(error, SyntaxError) else _safe_str(error))
+            msg = (
+                f"code cell {number} of {path} raised {type(error).__name__}"
+                f"{_where(error, source)}: {text}. Fix that cell (it fails in Jupyter too), "
+                "then run germinate-nb again."
             )
             raise CliError(msg)
     return shell
+
+
+def _safe_str(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception as err:
+        return f"<str() of the exception failed: {type(err).__name__}>"
+
+
+def _where(error: BaseException, source: str) -> str:
+    """`` (line N: `code`)``: the line of the cell where ``error`` was raised, if known."""
+    lineno = getattr(error, "lineno", None) if isinstance(error, SyntaxError) else None
+    if lineno is None:
+        cell_file = None
+        tb = error.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if cell_file is None and code.co_name == "<module>":
+                cell_file = code.co_filename
+            if cell_file is not None and code.co_filename == cell_file:
+                lineno = tb.tb_lineno
+            tb = tb.tb_next
+    lines = source.splitlines()
+    if not isinstance(lineno, int) or not 1 <= lineno <= len(lines):
+        return ""
+    code_line = _one_line(lines[lineno - 1].strip(), 80)
+    return f" (line {lineno}: `{code_line}`)"
+
+
+@contextlib.contextmanager
+def _cell_output_discarded() -> Iterator[None]:
+    """Discard what a cell prints, text or bytes, through sys.stdout or straight to fd 1 and 2.
+
+    stdout carries the table or the ``--json`` document: a cell's output must not get into it.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved: list[int] = []
+    with open(os.devnull, "w", encoding="utf-8", errors="backslashreplace") as sink:
+        try:
+            for fd in (1, 2):
+                try:
+                    saved.append(os.dup(fd))
+                    os.dup2(sink.fileno(), fd)
+                except OSError:  # no such descriptor (embedded use): nothing to protect
+                    break
+            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                yield
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=False):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def read_code_cells(file: Path) -> list[str]:
@@ -109,30 +197,88 @@ def read_code_cells(file: Path) -> list[str]:
     A v4 notebook is read as the JSON it is (``import nbformat`` costs ~2 s here, through
     jsonschema's format checkers); older formats go through ``nbformat`` to be upgraded.
     """
+    where = f"cannot read {file} as a notebook"
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        msg = f"cannot read {file} as a notebook: {type(err).__name__}: {err}"
+        doc = _parse_json(file.read_text(encoding="utf-8"), f"{where}: it")
+    except OSError as err:
+        msg = f"{where}: {err.strerror or err}."
         raise CliError(msg) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("cells", []), list):
-        msg = f"cannot read {file} as a notebook: no list of cells."
+    except UnicodeDecodeError as err:
+        msg = (
+            f"{where}: it is not UTF-8 text (byte 0x{err.object[err.start]:02x} at position "
+            f"{err.start}). Is it really an .ipynb file? Save it again from Jupyter."
+        )
+        raise CliError(msg) from None
+    if not isinstance(doc, dict):
+        msg = f"{where}: the JSON is a {_json_type(doc)}, not an object with a list of cells."
         raise CliError(msg)
-    if doc.get("nbformat") != 4:
-        import nbformat
-
-        try:
-            nb = nbformat.read(file, as_version=4)
-        except Exception as err:
-            msg = f"cannot read {file} as a notebook: {type(err).__name__}: {err}"
-            raise CliError(msg) from None
-        return [c.source for c in nb.cells if c.cell_type == "code"]
-    sources = []
-    for cell in doc["cells"]:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+    version = doc.get("nbformat")
+    if isinstance(version, str | float | bool):
+        found = _one_line(json.dumps(version), 40)
+        msg = (
+            f'{where}: "nbformat" is {found}, it must be the whole number 4 (or 3). '
+            'Write "nbformat": 4 without quotes, or save the notebook from Jupyter.'
+        )
+        raise CliError(msg)
+    if version != 4:
+        return _read_old_notebook(file, where)
+    cells = doc.get("cells")
+    if not isinstance(cells, list):
+        found = 'no "cells" key' if cells is None else f'"cells" is a {_json_type(cells)}'
+        msg = f'{where}: {found}; an nbformat 4 notebook has a list of cells. Add "cells": [].'
+        raise CliError(msg)
+    sources: list[str] = []
+    for index, cell in enumerate(cells, start=1):
+        if not isinstance(cell, dict):
+            msg = f"{where}: cell {index} is a {_json_type(cell)}, not an object."
+            raise CliError(msg)
+        if cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        sources.append("".join(source) if isinstance(source, list) else str(source))
+        if isinstance(source, list) and all(isinstance(part, str) for part in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            msg = (
+                f"{where}: the source of code cell {len(sources) + 1} (cell {index}) is "
+                f"{_one_line(json.dumps(source), 80)}; it must be a string or a list of strings."
+            )
+            raise CliError(msg)
+        sources.append(source)
     return sources
+
+
+def _read_old_notebook(file: Path, where: str) -> list[str]:
+    import nbformat
+
+    try:
+        nb = nbformat.read(file, as_version=4)
+        return [str(c.source) for c in nb.cells if c.cell_type == "code"]
+    except Exception as err:
+        msg = f"{where}: {type(err).__name__}: {_one_line(_safe_str(err))}"
+        raise CliError(msg) from None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _parse_json(text: str, source: str) -> Any:
+    """``json.loads`` with every failure (bad syntax, nesting, huge numbers) as a CliError."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        msg = f"{source} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})."
+        raise CliError(msg) from None
+    except RecursionError:
+        msg = (
+            f"{source} is JSON nested too deeply to read (thousands of levels of brackets). "
+            "Flatten it."
+        )
+        raise CliError(msg) from None
+    except ValueError as err:  # e.g. an integer longer than Python's digit limit
+        msg = f"{source} cannot be read as JSON: {_one_line(str(err), 200)}."
+        raise CliError(msg) from None
 
 
 def _pick_state(name: str | None) -> Any:
@@ -179,15 +325,17 @@ def _read_input(text: str | None) -> Any:
     if text.startswith("@"):
         source = text[1:]
         try:
-            text = Path(source).read_text()
+            text = Path(source).read_text(encoding="utf-8")
         except OSError as err:
-            msg = f"cannot read --input file {source}: {err.strerror}"
+            msg = f"cannot read --input file {source}: {err.strerror or err}."
             raise CliError(msg) from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        msg = f"{source} is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})."
-        raise CliError(msg) from None
+        except UnicodeDecodeError as err:
+            msg = (
+                f"--input file {source} is not UTF-8 text (byte 0x{err.object[err.start]:02x} "
+                f"at position {err.start}). Give a JSON file saved as UTF-8."
+            )
+            raise CliError(msg) from None
+    value = _parse_json(text, source)
     if not isinstance(value, dict):
         msg = f"{source} must be a JSON object, got {type(value).__name__}."
         raise CliError(msg)
@@ -215,7 +363,8 @@ class Progress:
         )
         line = f"{mark} {task_run.name:<24} {task_run.status.value:<10} {ms}"
         if task_run.error is not None:
-            line += f"  {task_run.error.type}: {task_run.error.message.splitlines()[0][:120]}"
+            first = (task_run.error.message.splitlines() or [""])[0]
+            line += f"  {task_run.error.type}: {_one_line(first, 120)}"
         if self.tty:
             self.stream.write("\r\033[K")
         self.stream.write(line + "\n")
@@ -238,7 +387,7 @@ def _output_json(value: Any) -> Any:
     try:
         return value.model_dump(mode="json")
     except Exception:
-        return repr(value)
+        return _safe_repr(value)
 
 
 def _result_json(result: Any) -> dict[str, Any]:
@@ -267,7 +416,7 @@ def _table(result: Any) -> str:
     for name, tr in result.task_runs.items():
         ms = f"{tr.duration * 1000:.1f} ms" if tr.duration is not None else ""
         if tr.error is not None:
-            detail = str(tr.error).splitlines()[0]
+            detail = _printable((str(tr.error).splitlines() or [""])[0])
         elif tr.skipped_because:
             detail = f"after '{tr.skipped_because}' failed"
         else:
@@ -311,7 +460,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     "error": wf_result.error,
                     "steps": [_result_json(r) for r in results],
                 }
-                sys.stdout.write(json.dumps(doc, indent=2, default=repr) + "\n")
+                sys.stdout.write(json.dumps(doc, indent=2, default=_safe_repr) + "\n")
             else:
                 for r in results:
                     sys.stdout.write(_table(r))
@@ -325,9 +474,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except DagValidationError as err:
         raise CliError(str(err)) from None
     if result.status == "cancelled":
+        sys.stderr.write("germinate-nb: interrupted\n")
         return EXIT_INTERRUPTED
     if args.json:
-        sys.stdout.write(json.dumps(_result_json(result), indent=2, default=repr) + "\n")
+        sys.stdout.write(json.dumps(_result_json(result), indent=2, default=_safe_repr) + "\n")
     else:
         sys.stdout.write(_table(result))
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -362,16 +512,25 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
-    from germinate_nb.render.export import export_state, format_for_path, write_export
+    from germinate_nb.errors import OutputPathError
+    from germinate_nb.render.export import (
+        check_output_path,
+        export_state,
+        format_for_path,
+        write_export,
+    )
 
     try:
         fmt = format_for_path(args.output)
+        output = check_output_path(args.output)  # before the notebook runs
     except ValueError as err:
-        raise CliError(str(err)) from None
-    output = Path(args.output).resolve()
+        raise CliError(_one_line(str(err))) from None
     load_notebook(args.notebook)
     state = _pick_state(args.state)
-    write_export(export_state(state, fmt), output)
+    try:
+        write_export(export_state(state, fmt), output)
+    except OutputPathError as err:  # the folder changed while the notebook ran
+        raise CliError(_one_line(str(err))) from None
     sys.stderr.write(f"wrote {fmt} of state '{state.name}' to {args.output}\n")
     return EXIT_OK
 

@@ -117,3 +117,11 @@ class TaskCancelledError(GerminateError, RuntimeError):
 
 class ScheduleError(GerminateError, RuntimeError):
     """A :class:`Schedule` was told something impossible (a bug in its caller)."""
+
+
+class OutputPathError(GerminateError, ValueError):
+    """A file cannot be written where the user asked (missing folder, not a folder, read-only)."""
+
+    def __init__(self, msg: str, *, path: str = "") -> None:
+        super().__init__(msg)
+        self.path = path

@@ -129,10 +129,22 @@ def _fields_table(model: type[BaseModel] | None) -> str:
     )
 
 
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, or ``<repr failed: ValueError: ...>`` when the value's repr raises."""
+    try:
+        return repr(value)
+    except Exception as err:
+        try:
+            detail = str(err)
+        except Exception:
+            detail = "(its message cannot be shown either)"
+        return f"<repr failed: {type(err).__name__}: {detail}>"
+
+
 def _output_table(output: BaseModel) -> str:
     data = output.model_dump()
     rows = "".join(
-        f"<tr><td><code>{html.escape(str(k))}</code></td><td>{_cut(repr(v))}</td></tr>"
+        f"<tr><td><code>{html.escape(str(k))}</code></td><td>{_cut(safe_repr(v))}</td></tr>"
         for k, v in data.items()
     )
     return (

@@ -276,6 +276,8 @@ class GerminateMagics(Magics):
         state = resolve_state(args.state)
         from germinate_nb.render import export
 
+        if args.output:  # a bad path is reported before anything is drawn
+            export.check_output_path(args.output)
         data = export.export_state(state, args.format)
         if args.output:
             export.write_export(data, args.output)
@@ -340,18 +342,31 @@ def _displayable(data: str | bytes, fmt: str) -> Any:
 
 
 def _json_input(text: str) -> Any:
+    shown = _shorten(text)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
         msg = (
-            f"--input is not valid JSON ({err.msg} at column {err.colno}): {text!r}. "
+            f"--input is not valid JSON ({err.msg} at column {err.colno}): {shown}. "
             """Quote it, e.g. --input '{"text": "hello"}'."""
         )
         raise UsageError(msg) from None
+    except RecursionError:
+        msg = f"--input is JSON nested too deeply to read: {shown}. Flatten it."
+        raise UsageError(msg) from None
+    except ValueError as err:  # e.g. an integer longer than Python's digit limit
+        msg = f"--input cannot be read as JSON ({err}): {shown}."
+        raise UsageError(msg) from None
     if not isinstance(value, dict):
-        msg = f"--input must be a JSON object, got {type(value).__name__}: {text!r}."
+        msg = f"--input must be a JSON object, got {type(value).__name__}: {shown}."
         raise UsageError(msg)
     return value
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """The repr of a user's text, cut to ``limit`` characters (the error stays one line)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 1]}… ({len(text)} characters)"
 
 
 def declare_task(shell: Any, line: str, cell: str) -> Any:

@@ -1,12 +1,21 @@
-"""The DAG as a matplotlib Figure (the only module that imports matplotlib)."""
+"""The DAG as a matplotlib Figure (the only module that imports matplotlib).
+
+Every text this module draws is shown literally: no mathtext (``$x$``), no TeX, whatever the
+user's rcParams say, and characters that cannot be drawn (controls, lone surrogates) are shown
+as escapes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import textwrap
-from collections.abc import Iterable, Mapping
+import unicodedata
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
@@ -26,8 +35,61 @@ MAX_LABELS = 150
 """Above this many tasks, names give way to an overview (select a task to focus on it)."""
 
 EDGE_COLOR = "#8c959f"
+LABEL_CHARS = 60
+"""Longer task, state and condition names are cut (with an ellipsis) in pictures."""
+
+_LITERAL: dict[str, Any] = {"parse_math": False, "usetex": False}
+"""Keyword arguments of every text artist: the text is drawn as written."""
+
+_RC: dict[Any, Any] = {"text.usetex": False, "text.parse_math": False}
 
 
+@contextlib.contextmanager
+def _literal_text() -> Iterator[None]:
+    """Our figures are drawn as written, whatever the user's rcParams (usetex, mathtext) say.
+
+    Also silences matplotlib's "Glyph ... missing from font" warnings: a name in a script the
+    font lacks is drawn as boxes, which the user cannot fix from here.
+    """
+    with matplotlib.rc_context(_RC), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+        warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support")
+        yield
+
+
+def _literal(text: str) -> str:
+    r"""The text with characters no font can draw (and XML cannot hold) shown as escapes.
+
+    >>> _literal("a\x1b[31mb\tc\nd")
+    'a\\x1b[31mb\\tc\nd'
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == "\n" or ch.isprintable() or unicodedata.category(ch) in ("Cf", "Zs"):
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
+def _label(text: str, limit: int = LABEL_CHARS) -> str:
+    r"""``text`` as drawn: literal, at most two lines and ``limit`` characters (then "…").
+
+    >>> _label("a" * 100, 10), _label("one\ntwo\nthree")
+    ('aaaaaaaaa…', 'one\ntwo …')
+    """
+    text = _literal(text)
+    lines = text.splitlines()
+    if len(lines) > 2:
+        text = "\n".join(lines[:2]) + " …"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+@_literal_text()
 def draw_state(
     state: State,
     *,
@@ -100,7 +162,17 @@ def draw_state(
         if labels:
             for k in order:
                 x, y = pos[k]
-                ax.text(x, y - 0.22, k, ha="center", va="top", fontsize=8, zorder=5, clip_on=False)
+                ax.text(
+                    x,
+                    y - 0.22,
+                    _label(k),
+                    ha="center",
+                    va="top",
+                    fontsize=8,
+                    zorder=5,
+                    clip_on=False,
+                    **_LITERAL,
+                )
     _phase_labels(ax, layout)
     ax.set_xlim(-0.6, max(layout.width - 0.4, 0.6))
     half = max(layout.height / 2, 1.0)
@@ -113,15 +185,20 @@ def draw_state(
             title += " (overview: select a task to focus)"
         if layout.cyclic:
             title += " (has a cycle)"
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_title(_label(title, 160), fontsize=10, loc="left", **_LITERAL)
     present = sorted({statuses.get(k, "pending") for k in pos}, key=list(STATUS_COLORS).index)
     handles = [Patch(facecolor=STATUS_COLORS[s], edgecolor="#57606a", label=s) for s in present]
     if bad_edges:
         handles.append(Patch(facecolor="white", edgecolor=PROBLEM_COLOR, label="problem"))
     if handles:
-        fig.legend(handles=handles, loc="lower left", ncols=len(handles), fontsize=8, frameon=False)
+        legend = fig.legend(
+            handles=handles, loc="lower left", ncols=len(handles), fontsize=8, frameon=False
+        )
+        for text in legend.get_texts():
+            text.set_usetex(False)
+            text.set_parse_math(False)
     if problems:
-        shown = [textwrap.shorten(p.message, 160) for p in problems[:3]]
+        shown = [_literal(textwrap.shorten(p.message, 160)) for p in problems[:3]]
         if len(problems) > 3:
             shown.append(f"... and {len(problems) - 3} more problems")
         fig.text(
@@ -132,6 +209,7 @@ def draw_state(
             fontsize=7,
             va="bottom",
             gid="problems",
+            **_LITERAL,
         )
     return fig
 
@@ -181,10 +259,18 @@ def _phase_labels(ax: Any, layout: Layout) -> None:
     top = max(layout.height / 2, 1.0)
     for x in range(0, layout.width, step):
         ax.text(
-            x, top + 0.05, f"phase {x + 1}", ha="center", va="bottom", fontsize=8, color="#57606a"
+            x,
+            top + 0.05,
+            f"phase {x + 1}",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="#57606a",
+            **_LITERAL,
         )
 
 
+@_literal_text()
 def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
     """Draw a workflow's state machine: states as boxes, transitions labelled by condition."""
     states = workflow.states
@@ -203,12 +289,13 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
         ax.text(
             x,
             y,
-            name,
+            _label(name),
             ha="center",
             va="center",
             fontsize=10,
             zorder=3,
             bbox={"boxstyle": "round,pad=0.5", "facecolor": face, "edgecolor": edge},
+            **_LITERAL,
         )
     for i, t in enumerate(workflow.transitions):
         if t.source.name not in pos or t.target.name not in pos:
@@ -230,29 +317,37 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
         ax.text(
             (x1 + x2) / 2,
             0.45 * (1 if bend > 0 else -1) + 0.05 * (i % 2),
-            t.condition.name,
+            _label(t.condition.name),
             ha="center",
             fontsize=8,
             color="#57606a",
+            **_LITERAL,
         )
     ax.set_xlim(-0.8, max(len(states) - 0.2, 0.8))
     ax.set_ylim(-1.0, 1.0)
-    ax.set_title(f"workflow {workflow.name} v{workflow.version}", fontsize=10, loc="left")
+    ax.set_title(
+        _label(f"workflow {workflow.name} v{workflow.version}", 120),
+        fontsize=10,
+        loc="left",
+        **_LITERAL,
+    )
     return fig
 
 
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """PNG bytes of a figure."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    with _literal_text():
+        fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
 def figure_svg(fig: Figure) -> str:
     """SVG text of a figure, without dates or random ids (stable across runs)."""
-    import matplotlib
-
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.hashsalt": "germinate_nb", "svg.fonttype": "none"}):
+    with (
+        _literal_text(),
+        matplotlib.rc_context({"svg.hashsalt": "germinate_nb", "svg.fonttype": "none"}),
+    ):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()

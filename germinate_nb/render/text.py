@@ -1,7 +1,13 @@
-"""Graphviz dot and Mermaid text for a state's DAG, with statuses as styles."""
+"""Graphviz dot and Mermaid text for a state's DAG, with statuses as styles.
+
+Any name is safe here: dot strings are quoted and escaped, Mermaid node ids are generated
+(``t0``, ``t1``...) and task names only appear in quoted, entity-escaped labels, so a task called
+``end`` or ``graph`` (reserved words of both languages) cannot break the diagram.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 from germinate_nb.core.state import State
@@ -26,7 +32,43 @@ def _problem_edges(problems: Iterable[Problem]) -> set[tuple[str, str]]:
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    r"""A dot string: quoted, with backslashes, quotes and line breaks escaped.
+
+    >>> print(_quote('say "hi" \\o/'))
+    "say \"hi\" \\o/"
+    >>> print(_quote("two\nlines"))
+    "two\nlines"
+    """
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = escaped.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
+    return '"' + escaped + '"'
+
+
+# Characters that Mermaid reads as syntax, markup or math inside a quoted label: written as
+# Mermaid entity codes (``#35;``), which it turns back into the character when it draws.
+_MERMAID_SPECIAL = frozenset('"#&<>`$\\[](){}|;%')
+
+
+def _mermaid_label(text: str) -> str:
+    r"""A quoted Mermaid label showing ``text`` literally.
+
+    Line breaks stay line breaks; control characters, which no one can see, are shown as
+    escapes (``\x1b``).
+
+    >>> _mermaid_label('a "b" <c>')
+    '"a #34;b#34; #60;c#62;"'
+    >>> _mermaid_label("x\ty")
+    '"x#92;ty"'
+    """
+    out: list[str] = []
+    for ch in text.replace("\r\n", "\n").replace("\r", "\n"):
+        if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cs"):
+            out.extend(f"#{ord(c)};" if c == "\\" else c for c in repr(ch)[1:-1])
+        elif ch in _MERMAID_SPECIAL or not ch.isprintable():
+            out.append(f"#{ord(ch)};")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def to_dot(
@@ -79,31 +121,38 @@ def to_mermaid(
 ) -> str:
     """Mermaid flowchart source (``flowchart LR``) with one class per status.
 
+    Node ids are generated (``t0``, ``t1``... in declaration order); the task names are the
+    nodes' quoted labels.
+
     Examples
     --------
     >>> from germinate_nb import State, TaskExecutor, use_registry
     >>> with use_registry():
     ...     s = State("s")
-    ...     a, b = (s.define_task(n, TaskExecutor(n + "_executor", print)) for n in "ab")
-    ...     _ = a >> b
+    ...     a, end = (s.define_task(n, TaskExecutor(n + "_executor", print)) for n in ("a", "end"))
+    ...     _ = a >> end
     ...     print(to_mermaid(s).splitlines()[:4])
-    ['flowchart LR', '  a["a"]', '  b["b"]', '  a --> b']
+    ['flowchart LR', '  t0["a"]', '  t1["end"]', '  t0 --> t1']
     """
     statuses = statuses or {}
     bad = _problem_edges(problems)
+    ids = {task.name: f"t{i}" for i, task in enumerate(state.tasks)}
     lines = ["flowchart LR"]
     for task in state.tasks:
-        lines.append(f'  {task.name}["{task.name}"]')
+        lines.append(f"  {ids[task.name]}[{_mermaid_label(task.name)}]")
     edge_index = 0
     red: list[int] = []
     for task in state.tasks:
         for parent in task.parents:
-            lines.append(f"  {parent.name} --> {task.name}")
+            if parent.name not in ids:  # a parent from another state (a validation problem)
+                ids[parent.name] = f"t{len(ids)}"
+                lines.append(f"  {ids[parent.name]}[{_mermaid_label(parent.name)}]")
+            lines.append(f"  {ids[parent.name]} --> {ids[task.name]}")
             if (parent.name, task.name) in bad:
                 red.append(edge_index)
             edge_index += 1
     for status, color in STATUS_COLORS.items():
-        members = [t.name for t in state.tasks if statuses.get(t.name, "pending") == status]
+        members = [ids[t.name] for t in state.tasks if statuses.get(t.name, "pending") == status]
         if members:
             lines.append(f"  classDef {status} fill:{color},stroke:#57606a")
             lines.append(f"  class {','.join(members)} {status}")

@@ -437,3 +437,67 @@ def test_refresh_keeps_the_form_when_roots_share_a_model():
     form.set(x=7)
     ex.refresh()
     assert ex.input_form is form and form.value == {"x": 7}
+
+
+def test_select_survives_an_output_whose_repr_raises():
+    from pydantic import ConfigDict
+
+    class Opaque:
+        def __repr__(self):
+            raise ValueError("no <repr> for you")
+
+    class Out(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        value: Opaque
+        text: str = "fine"
+
+    s = State("opaque")
+
+    @s.task()
+    def opaque(input: X) -> Out:
+        return Out(value=Opaque())
+
+    ex = explore(s)
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    result = ex.wait(5)
+    assert result.ok
+    assert "<code>&lt;Out instance at 0x" in result._repr_html_()  # reprlib's own fallback
+    ex.select("opaque")
+    details = ex.details.value
+    assert "&lt;repr failed: ValueError: no &lt;repr&gt; for you&gt;" in details
+    assert "&#x27;fine&#x27;" in details
+
+
+def test_explore_draws_dollar_signs_literally():
+    """`$x^$` is not valid mathtext: matplotlib would raise if it parsed it."""
+    s = State("money")
+
+    class Choice(BaseModel):
+        pick: Literal["$x^$", "$$"]
+
+    @s.task()
+    def start(input: X) -> X:
+        return input
+
+    @s.task()
+    def pick(input: Choice) -> X:
+        return X(x=1)
+
+    start >> pick
+    wf = Workflow("$w^$")
+    wf.add_state(s, initial_state=True)
+    wf.add_state(State("after"))
+
+    @s.condition(name="$c^$")
+    def go() -> bool:
+        return True
+
+    (s & go) >> wf.states[1]
+    ex = explore(s)
+    assert "$x^$" in ex.message.value and ex.graph.value[:4] == b"\x89PNG"
+    ex.select("pick")
+    ex.close()
+    ex = explore(wf)
+    assert ex.machine.value[:4] == b"\x89PNG"
+    ex.close()

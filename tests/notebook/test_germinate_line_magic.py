@@ -68,7 +68,7 @@ def test_run_validation_problem_is_usage_error(chain):
 
 
 def test_export_formats(chain, tmp_path):
-    assert "tokenize --> count" in g(chain, "export --format mermaid").data
+    assert 't0["tokenize"]' in g(chain, "export --format mermaid").data
     assert '"tokenize" -> "count";' in g(chain, "export main --format dot").data
     png = g(chain, "export --format png")
     assert png.data[:8] == b"\x89PNG\r\n\x1a\n"

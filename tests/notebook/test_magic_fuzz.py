@@ -3,6 +3,7 @@ from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
 from germinate_nb import TaskRegistry
+from tests.render.hostile import check_html, identifiers
 
 pieces = st.sampled_from(
     [
@@ -47,3 +48,22 @@ def test_magic_line_either_declares_or_is_usage_error(ip, line):
     else:
         states = TaskRegistry.default().states
         assert sum(len(s) for s in states.values()) == 1
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(name=identifiers)
+def test_magic_declares_any_identifier_and_confirms_it_literally(ip, monkeypatch, name):
+    from germinate_nb.notebook import magics
+
+    TaskRegistry.default().clear()
+    shown = []
+    monkeypatch.setattr(magics, "display", shown.append)
+    ip.run_cell_magic("germinate_task", f"{name} --output Counts", "Counts(n=1)")
+    (line,) = shown
+    expected = f"✓ task '{name}' in state 'main' (parents: none; phase 1 of 1)"
+    assert repr(line) == expected
+    assert check_html(line._repr_html_()) == expected

@@ -109,7 +109,8 @@ def test_dot_and_mermaid():
     dot = to_dot(s, {"a": "failed"})
     assert '"a" [fillcolor="#cf222e"];' in dot and '"b" -> "d";' in dot
     mermaid = to_mermaid(s, {"a": "failed"})
-    assert "  a --> b" in mermaid and "  class a failed" in mermaid
+    assert '  t0["a"]' in mermaid and '  t1["b"]' in mermaid
+    assert "  t0 --> t1" in mermaid and "  class t0 failed" in mermaid
 
 
 def test_export_and_format_for_path():
