@@ -48,12 +48,14 @@ _RC: dict[Any, Any] = {"text.usetex": False, "text.parse_math": False}
 def _literal_text() -> Iterator[None]:
     """Our figures are drawn as written, whatever the user's rcParams (usetex, mathtext) say.
 
-    Also silences matplotlib's "Glyph ... missing from font" warnings: a name in a script the
-    font lacks is drawn as boxes, which the user cannot fix from here.
+    A name in a script the font lacks is drawn as boxes, which the user cannot fix from here,
+    so matplotlib's warnings about it are ignored. The filters are (re)installed, not scoped:
+    ``filterwarnings`` replaces its own earlier entry, while a ``catch_warnings()`` block per
+    drawing would restore stale filters when the explorer draws from several threads.
     """
-    with matplotlib.rc_context(_RC), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-        warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support")
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+    warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support")
+    with matplotlib.rc_context(_RC):
         yield
 
 
