@@ -275,14 +275,47 @@ class TaskExecutor(BaseTaskExecutor):
         """
         if self._fingerprint is None:
             try:
-                parts = [self.namespace, self.name, self.source]
-                for schema in (self.input_schema, self.output_schema):
-                    parts.append(_schema_text(schema))
+                body = (
+                    _text_digest(self._source)
+                    if self._source is not None
+                    else _callable_digest(self.callable)
+                )
+                parts = (
+                    self.namespace,
+                    self.name,
+                    body,
+                    _schema_digest(self.input_schema),
+                    _schema_digest(self.output_schema),
+                )
                 digest = hashlib.sha256("\x00".join(parts).encode("utf-8", "replace"))
                 self._fingerprint = digest.hexdigest()[:16]
             except Exception:  # an exotic callable: a fingerprint that never matches another
                 self._fingerprint = f"unfingerprintable-{id(self):x}"
         return self._fingerprint
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _callable_digest(func: Callable[..., Any]) -> str:
+    """Digest of a function's source; many tasks share one function, so by code object."""
+    if hasattr(func, "__wrapped__"):
+        func = inspect.unwrap(func)
+    code = getattr(func, "__code__", None)
+    if code is not None:
+        return _code_source_digest(code)
+    return _text_digest(_function_source(func))
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_source_digest(code: Any) -> str:
+    return _text_digest(_code_source(code))
+
+
+@functools.lru_cache(maxsize=1024)
+def _schema_digest(schema: type[BaseModel] | None) -> str:
+    return _text_digest(_schema_text(schema))
 
 
 def _function_source(func: Callable[..., Any]) -> str:

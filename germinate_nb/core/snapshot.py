@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from germinate_nb.errors import DagCycleError, UnknownTaskError
 from germinate_nb.graph.lineage import lineage, neighbourhood, upstream
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["DagSnapshot", "ForeignParent", "TaskSpec"]
 
 
-@dataclass(frozen=True, slots=True)
-class ForeignParent:
+class ForeignParent(NamedTuple):
     """A parent wired to a task that is not a task of the task's own state."""
 
     name: str
@@ -31,8 +29,7 @@ class ForeignParent:
     output_schema: type[BaseModel] | None
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
+class TaskSpec(NamedTuple):
     """One task as a run sees it: its executor (resolved) and its edges inside the state.
 
     ``executor`` is None when the task has none, or names an executor that is not registered

@@ -105,9 +105,16 @@ def _find_problems(snap: DagSnapshot, input_keys: dict[str, Any] | None) -> list
                 edges=tuple(zip(cycle[:-1], cycle[1:], strict=True)),
             )
         )
-    for name in snap.names:
-        _check_task(snap, snap.tasks[name], input_keys, problems)
+    outputs = {n: _open_or_model(t.executor) for n, t in snap.tasks.items()}
+    for task in snap.tasks.values():
+        _check_task(snap, task, input_keys, outputs, problems)
     return problems
+
+
+def _open_or_model(executor: Any) -> type[BaseModel] | None:
+    """A task's output model, or None when any fields may come out of it."""
+    out = executor.output_schema if executor is not None else None
+    return None if out is None or is_any_model(out) else out
 
 
 def _input_keys(input: Any) -> dict[str, Any] | None:
@@ -126,6 +133,7 @@ def _check_task(
     snap: DagSnapshot,
     task: TaskSpec,
     input_keys: dict[str, Any] | None,
+    outputs: dict[str, type[BaseModel] | None],
     problems: list[Problem],
 ) -> None:
     state = snap.state
@@ -141,7 +149,8 @@ def _check_task(
             )
         )
         return
-    for parent in task.foreign_parents:
+    foreign = task.foreign_parents
+    for parent in foreign:
         other = parent.state if parent.state is not None else "no state"
         problems.append(
             Problem(
@@ -157,28 +166,30 @@ def _check_task(
     schema = executor.input_schema
     if schema is None or is_any_model(schema):
         return
-    parents = [*task.parents, *(p.name for p in task.foreign_parents)]
+    if foreign:
+        parents = [*task.parents, *(p.name for p in foreign)]
+        outs = tuple(
+            [outputs[p] for p in task.parents]
+            + [
+                None
+                if p.output_schema is None or is_any_model(p.output_schema)
+                else p.output_schema
+                for p in foreign
+            ]
+        )
+    else:
+        parents = list(task.parents)
+        outs = tuple([outputs[p] for p in parents])
     if not parents:
         if input_keys is not None:
             _check_root(state, task.name, schema, _fields(schema), input_keys, problems)
         return
-    outs = tuple(_output_schema(snap, task, p) for p in parents)
     try:
         findings = _analyse(schema, outs)
     except TypeError:  # an unhashable model in the mix: analyse without the memo
         findings = _analyse.__wrapped__(schema, outs)
     for finding in findings:
         problems.append(_problem(snap, task.name, schema, parents, finding))
-
-
-def _output_schema(snap: DagSnapshot, task: TaskSpec, parent: str) -> type[BaseModel] | None:
-    """A parent's output model, or None when any fields may come out of it."""
-    spec = snap.tasks.get(parent)
-    if spec is not None:
-        out = spec.executor.output_schema if spec.executor is not None else None
-    else:
-        out = next(p.output_schema for p in task.foreign_parents if p.name == parent)
-    return None if out is None or is_any_model(out) else out
 
 
 Finding = tuple[Any, ...]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import threading
-from collections.abc import Collection, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from germinate_nb.execution.backend import Job, Outcome, RunControl
 from germinate_nb.execution.invoke import aexecute, execute
 
-__all__ = ["DEFAULT_MAX_WORKERS", "LocalBackend", "LoopThread"]
+__all__ = ["DEFAULT_MAX_WORKERS", "POOL", "LocalBackend", "LoopThread", "WorkerPool"]
 
 DEFAULT_MAX_WORKERS = 32
 """Thread pool size when ``max_workers`` is not given: tasks are usually IO-bound."""
@@ -54,14 +56,72 @@ class LoopThread:
         self.thread.join(timeout)
 
 
+class WorkerPool:
+    """Worker threads shared by every run of the process, started on demand and kept.
+
+    A run pays for starting a thread once per process, not once per run: the 20 tasks of a
+    first layer start together instead of one thread start apart. A thread that stays idle
+    for ``IDLE_SECONDS`` ends. A thread stuck in a task (cancelled, still running) is simply
+    busy: new work gets a new thread.
+    """
+
+    IDLE_SECONDS = 300.0
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[str], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._busy = 0  # work submitted and not yet done
+        self._count = 0
+
+    def submit(self, work: Callable[[str], None]) -> None:
+        """Run ``work(thread_name)`` on a worker thread."""
+        with self._lock:
+            self._busy += 1
+            spawn = self._busy > self._threads
+            if spawn:
+                self._threads += 1
+                self._count += 1
+                name = f"germinate-worker-{self._count}"
+        if spawn:
+            threading.Thread(target=self._main, args=(name,), name=name, daemon=True).start()
+        self._jobs.put(work)
+
+    def _main(self, name: str) -> None:
+        jobs = self._jobs
+        while True:
+            try:
+                work = jobs.get(timeout=self.IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._busy < self._threads:  # not needed: end this thread
+                        self._threads -= 1
+                        return
+                continue
+            try:
+                work(name)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    @property
+    def threads(self) -> int:
+        """Worker threads alive."""
+        return self._threads
+
+
+POOL = WorkerPool()
+
+
 class LocalBackend:
     """Runs a run's tasks in this process.
 
-    Sync tasks run on up to ``max_workers`` threads started on demand, or one by one in the
-    run's calling thread when ``max_workers=1`` (no thread hand-off: the fastest for cheap
-    tasks). Async tasks run concurrently on the caller's event loop (``arun``) or on a loop
-    thread of the run's own. Cancelling stops async tasks and tasks not yet started; a sync
-    task whose code is running cannot be stopped and is reported still running.
+    Sync tasks run on up to ``max_workers`` threads of the process's :class:`WorkerPool` at
+    once, or one by one in the run's calling thread when ``max_workers=1`` (no thread
+    hand-off: the fastest for cheap tasks). Async tasks run concurrently on the caller's
+    event loop (``arun``) or on a loop thread of the run's own. Cancelling stops async tasks
+    and tasks not yet started; a sync task whose code is running cannot be stopped and is
+    reported still running.
     """
 
     eager = False
@@ -80,11 +140,10 @@ class LocalBackend:
         self._loop_ident: int | None = None
         self._loop_thread: LoopThread | None = None
         self._run: RunControl | None = None
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._inline_jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._sync_open = 0  # sync jobs submitted and not yet ended
-        self._lock = threading.Lock()  # guards the thread pool's counts
+        self._waiting: deque[Job] = deque()  # sync jobs over the max_workers limit
+        self._sync_open = 0  # sync jobs handed to the pool and not yet ended
+        self._lock = threading.Lock()  # guards the sync counts and the loop's start
         self._running: dict[str, str] = {}  # sync task -> the thread running its code
         self._tasks: dict[str, Any] = {}  # async task -> asyncio.Task
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
@@ -161,9 +220,8 @@ class LocalBackend:
         self._inline_jobs.put(None)
 
     def close(self) -> None:
-        """Stop the worker threads and the run's own loop (never blocks on a stuck task)."""
-        for _ in self._threads:
-            self._jobs.put(None)
+        """Stop the run's own loop (never blocks on a stuck task); pool threads stay."""
+        self._waiting.clear()
         if self._loop_thread is not None:
             self._loop_thread.stop()
 
@@ -171,25 +229,20 @@ class LocalBackend:
 
     def _submit_sync(self, job: Job) -> None:
         with self._lock:
-            self._sync_open += 1
-            grow = len(self._threads) < self.max_workers and self._sync_open > len(self._threads)
-            if grow:
-                name = f"germinate-{job.state}-{len(self._threads)}"
-                thread = threading.Thread(target=self._worker, args=(name,), name=name, daemon=True)
-                self._threads.append(thread)
-        if grow:
-            thread.start()
-        self._jobs.put(job)
-
-    def _worker(self, lane: str) -> None:
-        jobs = self._jobs
-        while True:
-            job = jobs.get()
-            if job is None:
+            if self._sync_open >= self.max_workers:
+                self._waiting.append(job)
                 return
+            self._sync_open += 1
+        POOL.submit(functools.partial(self._pool_job, job))
+
+    def _pool_job(self, job: Job, lane: str) -> None:
+        while True:
             self._run_sync(job, lane, ())
-            with self._lock:
-                self._sync_open -= 1
+            with self._lock:  # take the next job over the limit here, or give the slot back
+                if not self._waiting:
+                    self._sync_open -= 1
+                    return
+                job = self._waiting.popleft()
 
     def _run_sync(self, job: Job, lane: str, passthrough: tuple[type[BaseException], ...]) -> None:
         # Mark first, check the cancel signal second: a cancel either sees the task running

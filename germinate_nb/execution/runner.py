@@ -105,6 +105,23 @@ class Run:
         self.name = state.name
         self.reuse = reuse
         self.input_data = run_input_dict(input)
+        gc_tuning.relax()  # setting up allocates a TaskRun per task; start() relaxes for the run
+        try:
+            self._setup(state, strategy, max_workers, backend, executor, observers, targets, loop)
+        finally:
+            gc_tuning.restore()
+
+    def _setup(
+        self,
+        state: State,
+        strategy: Strategy,
+        max_workers: int | None,
+        backend: Any,
+        executor: Any,
+        observers: Iterable[Any],
+        targets: Sequence[str] | str | None,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
         self.snapshot = self._snapshot(state, targets)
         self.backend = make_backend(
             backend if backend is not None else executor,

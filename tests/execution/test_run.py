@@ -253,7 +253,7 @@ def test_sync_tasks_run_off_the_calling_thread_by_default():
 
     run(s, {"x": 1})
     run(s, {"x": 1}, max_workers=1)
-    assert seen[0].startswith("germinate-s") and seen[1] == threading.current_thread().name
+    assert seen[0].startswith("germinate-worker-") and seen[1] == threading.current_thread().name
 
 
 def test_dependencies_strategy_starts_child_before_phase_ends():
@@ -403,11 +403,20 @@ def test_last_result_is_recorded(design, fresh_registry):
     assert fresh_registry.last_results["design"] is result
 
 
-def test_gc_threshold_is_raised_during_a_run_and_restored(design):
+def test_gc_threshold_is_raised_during_a_run_and_restored_soon_after(design, monkeypatch):
     import gc
 
+    from germinate_nb.execution import gc_tuning
+
+    monkeypatch.setattr(gc_tuning, "RESTORE_DELAY", 0.2)
+    monkeypatch.setattr(gc_tuning.restore, "__defaults__", (0.2,))
     before = gc.get_threshold()
     seen = []
     run(design, {"text": "a"}, observers=[lambda ev, res, tr: seen.append(gc.get_threshold()[0])])
-    assert gc.get_threshold() == before
     assert set(seen) == {max(before[0], 50_000)}
+    run(design, {"text": "a"})  # a run right after keeps the raised threshold
+    assert gc.get_threshold()[0] == max(before[0], 50_000)
+    deadline = time.monotonic() + 5
+    while gc.get_threshold() != before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gc.get_threshold() == before
