@@ -655,6 +655,8 @@ for t in threads:
     t.start()
 for t in threads:
     t.join(10)
+import sys
+sys.stdout.flush()  # the kernel sends thread output on its own schedule: flush before idle
 """
 
 
