@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from germinate_nb.execution.tracebacks import safe_str
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_MESSAGE = 400  # characters of user text (an exception message...) quoted in one line
 
@@ -62,7 +64,7 @@ def _safe_repr(value: Any) -> str:
         return repr(value)
     except Exception as err:
         return (
-            f"<{type(value).__name__} object: repr failed: {type(err).__name__}: {_safe_str(err)}>"
+            f"<{type(value).__name__} object: repr failed: {type(err).__name__}: {safe_str(err)}>"
         )
 
 
@@ -81,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     run_p.add_argument("--no-cache", action="store_true", help="do not reuse results")
     run_p.add_argument("--max-workers", type=int, default=None, help="threads for sync tasks")
+    run_p.add_argument(
+        "--logs", action="store_true", help="echo what each task printed or logged, on stderr"
+    )
     run_p.set_defaults(func=_cmd_run)
     check_p = sub.add_parser("check", help="execute the declarations and validate every state")
     check_p.add_argument("notebook")
@@ -129,7 +134,7 @@ def load_notebook(path: str) -> Any:
             )
             raise CliError(msg)
         if error is not None:
-            text = _one_line(error.msg if isinstance(error, SyntaxError) else _safe_str(error))
+            text = _one_line(error.msg if isinstance(error, SyntaxError) else safe_str(error))
             msg = (
                 f"code cell {number} of {path} raised {type(error).__name__}"
                 f"{_where(error, source)}: {text}. Fix that cell (it fails in Jupyter too), "
@@ -137,13 +142,6 @@ def load_notebook(path: str) -> Any:
             )
             raise CliError(msg)
     return shell
-
-
-def _safe_str(error: BaseException) -> str:
-    try:
-        return str(error)
-    except Exception as err:
-        return f"<str() of the exception failed: {type(err).__name__}>"
 
 
 def _where(error: BaseException, source: str) -> str:
@@ -254,7 +252,7 @@ def _read_old_notebook(file: Path, where: str) -> list[str]:
         nb = nbformat.read(file, as_version=4)
         return [str(c.source) for c in nb.cells if c.cell_type == "code"]
     except Exception as err:
-        msg = f"{where}: {type(err).__name__}: {_one_line(_safe_str(err))}"
+        msg = f"{where}: {type(err).__name__}: {_one_line(safe_str(err))}"
         raise CliError(msg) from None
 
 
@@ -348,11 +346,12 @@ def _read_input(text: str | None) -> Any:
 class Progress:
     """One line on stderr per finished task, and a bar when stderr is a terminal."""
 
-    def __init__(self, stream: TextIO, total: int) -> None:
+    def __init__(self, stream: TextIO, total: int, *, logs: bool = False) -> None:
         self.stream = stream
         self.total = total
         self.done = 0
         self.tty = stream.isatty()
+        self.logs = logs
 
     def on_task_end(self, result: Any, task_run: Any) -> None:
         """Print the task's line (and redraw the bar)."""
@@ -368,6 +367,9 @@ class Progress:
         if self.tty:
             self.stream.write("\r\033[K")
         self.stream.write(line + "\n")
+        if self.logs and task_run.log:
+            for text in task_run.log.splitlines():
+                self.stream.write(f"    │ {_printable(text)}\n")
         if self.tty:
             width = 30
             filled = int(width * self.done / max(self.total, 1))
@@ -402,7 +404,9 @@ def _result_json(result: Any) -> dict[str, Any]:
                 "duration": tr.duration,
                 "output": _output_json(tr.output),
                 "error": str(tr.error) if tr.error is not None else None,
+                "traceback": tr.error.traceback if tr.error is not None else None,
                 "skipped_because": tr.skipped_because,
+                "log": tr.log,
             }
             for name, tr in result.task_runs.items()
         },
@@ -445,7 +449,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise CliError(msg)
     run_input = _read_input(args.input)
     shell = load_notebook(args.notebook)
-    options: dict[str, Any] = {"reuse": not args.no_cache, "max_workers": args.max_workers}
+    # task output never reaches stdout (the table or the JSON): it is in each task's log
+    options: dict[str, Any] = {
+        "reuse": not args.no_cache,
+        "max_workers": args.max_workers,
+        "echo": False,
+    }
     try:
         if args.workflow:
             workflow = _pick_workflow(shell, args.workflow)
@@ -469,7 +478,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 )
             return EXIT_OK if wf_result.ok else EXIT_FAILED
         state = _pick_state(args.state)
-        progress = Progress(sys.stderr, len(state))
+        progress = Progress(sys.stderr, len(state), logs=args.logs)
         result = run(state, run_input, observers=[progress], **options)
     except DagValidationError as err:
         raise CliError(str(err)) from None

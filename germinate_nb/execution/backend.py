@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from germinate_nb.execution.logs import TaskLog
+
 if TYPE_CHECKING:
     from germinate_nb.core.executor import DependencyCache, TaskExecutor
     from germinate_nb.execution.cache import CacheEntry
@@ -26,6 +28,10 @@ class Job:
     root task.
     ``cached`` is the reusable result to check the input against (``reuse=True``).
     ``cancel`` is the run's cancel signal (what :func:`current_task` exposes to the task).
+
+    While the task runs, the job is also its log route (see :mod:`germinate_nb.execution.logs`):
+    what the task prints or logs goes to :attr:`log`, made on the first write (a task that
+    prints nothing costs nothing), and also to the original stream when ``echo`` is set.
     """
 
     name: str
@@ -39,11 +45,33 @@ class Job:
     cancel: threading.Event
     deps: DependencyCache
     attempt: int = 1
+    echo: bool = False
+    records: Any = None  # the logging records already in the log (managed by logs.py)
+    _log: TaskLog | None = None
 
     @property
     def cancelled(self) -> bool:
         """Has the run been cancelled?"""
         return self.cancel.is_set()
+
+    @property
+    def log(self) -> TaskLog:
+        """The task's log, made on first use."""
+        log = self._log
+        if log is None:
+            log = self._log = TaskLog()
+        return log
+
+    @property
+    def log_text(self) -> str:
+        """What the task printed and logged so far (empty when nothing)."""
+        log = self._log
+        return log.text if log is not None else ""
+
+    @property
+    def job(self) -> Job:
+        """The job itself (a log route names the job it belongs to)."""
+        return self
 
 
 @dataclass(slots=True)
@@ -53,7 +81,8 @@ class Outcome:
     ``kind`` is ``ok`` (``output`` and its ``dump``), ``cached`` (reused: ``output``/``dump``
     rebuilt from the cache), ``error`` (``error``) or ``skipped`` (an eager backend did not run
     the task because ``skipped_because`` did not succeed). ``fingerprint`` is the code that ran,
-    ``start`` the wall-clock start (``time.time()``), ``lane`` the thread or loop it ran on.
+    ``start`` the wall-clock start (``time.time()``), ``lane`` the thread or loop it ran on,
+    ``log`` what the task printed and logged.
     """
 
     name: str
@@ -68,6 +97,7 @@ class Outcome:
     lane: str | None = None
     fingerprint: str = ""
     skipped_because: str | None = None
+    log: str = ""
 
 
 class RunControl(Protocol):

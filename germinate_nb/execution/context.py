@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar
-from typing import TYPE_CHECKING
 
 from germinate_nb.errors import GerminateError, TaskCancelledError
-
-if TYPE_CHECKING:
-    from germinate_nb.execution.backend import Job
+from germinate_nb.execution.logs import _ROUTE
 
 __all__ = ["TaskContext", "current_task"]
-
-_CURRENT: ContextVar[Job | None] = ContextVar("germinate_nb_task", default=None)
-"""The job running in this thread or asyncio task (its TaskContext is made on demand)."""
 
 
 class TaskContext:
@@ -71,7 +64,8 @@ def current_task() -> TaskContext:
     GerminateError
         When called outside a running task.
     """
-    job = _CURRENT.get()
+    route = _ROUTE.get()  # the running job routes its output: it is the current task
+    job = getattr(route, "job", None)
     if job is None:
         msg = (
             "current_task() is only available while a task runs (inside its function or "

@@ -20,6 +20,7 @@ from typing import Any
 
 from germinate_nb.core.executor import DependencyCache, TaskExecutor
 from germinate_nb.errors import GerminateError
+from germinate_nb.execution import logs
 from germinate_nb.execution.backend import Job, Outcome, RunControl
 from germinate_nb.execution.cache import CacheEntry
 from germinate_nb.execution.invoke import aexecute, describe_error, execute
@@ -73,6 +74,8 @@ def load_specs(payload: bytes) -> dict[str, RemoteTask]:
 def run_remote(name: str, specs: dict[str, RemoteTask], *parents: Outcome) -> Outcome:
     """Run one task on a worker; never raises (the outcome carries any error)."""
     spec = specs[name]
+    if not logs.is_installed():  # a worker process: route what tasks print to their logs
+        logs.install()
     for parent, outcome in zip(spec.parents, parents, strict=True):
         if outcome.kind not in ("ok", "cached"):
             return Outcome(name, "skipped", skipped_because=parent)

@@ -12,6 +12,7 @@ from germinate_nb.core.executor import TaskExecutor
 from germinate_nb.core.schema import MergedInput, is_any_model
 from germinate_nb.errors import MergeConflictError, TaskInputError, TaskOutputError
 from germinate_nb.execution.result import short_repr
+from germinate_nb.execution.tracebacks import safe_str
 
 __all__ = ["build_input", "coerce_output", "dump_output", "merge_outputs", "run_input_dict"]
 
@@ -117,7 +118,7 @@ def build_input(
     except (
         Exception
     ) as err:  # a validator raising TypeError, RuntimeError...: not wrapped by pydantic
-        details = f"a validator raised {type(err).__name__}: {_safe_str(err)}"
+        details = f"a validator raised {type(err).__name__}: {safe_str(err)}"
         errors = None
     source = (
         f"from parent{'s' if len(parents) > 1 else ''} {', '.join(repr(p) for p in parents)}"
@@ -148,7 +149,7 @@ def coerce_output(executor: TaskExecutor, task: str, state: str, value: Any) -> 
             except Exception as err:
                 msg = (
                     f"output of task '{task}' in state '{state}' is a dict that cannot become "
-                    f"a model: {type(err).__name__}: {_safe_str(err)}. Return a pydantic model."
+                    f"a model: {type(err).__name__}: {safe_str(err)}. Return a pydantic model."
                 )
                 raise TaskOutputError(msg, task=task) from None
         msg = (
@@ -183,7 +184,7 @@ def coerce_output(executor: TaskExecutor, task: str, state: str, value: Any) -> 
     except Exception as err:
         msg = (
             f"output of task '{task}' in state '{state}' cannot become {schema.__name__}: "
-            f"{type(err).__name__}: {_safe_str(err)}. Return a {schema.__name__} instance."
+            f"{type(err).__name__}: {safe_str(err)}. Return a {schema.__name__} instance."
         )
         raise TaskOutputError(msg, task=task) from None
 
@@ -196,7 +197,7 @@ def dump_output(output: BaseModel, task: str, state: str) -> dict[str, Any]:
     except Exception as err:  # a field_serializer that raises, say
         msg = (
             f"output of task '{task}' in state '{state}' cannot be dumped for its children and "
-            f"the cache: {type(err).__name__}: {_safe_str(err)}. Fix the output model's "
+            f"the cache: {type(err).__name__}: {safe_str(err)}. Fix the output model's "
             "serializers."
         )
         raise TaskOutputError(msg, task=task) from None
@@ -209,20 +210,13 @@ def _errors(err: ValidationError) -> Any:
         return None
 
 
-def _safe_str(err: BaseException) -> str:
-    try:
-        return str(err)
-    except Exception:
-        return f"<str() of {type(err).__name__} failed>"
-
-
 def format_validation_errors(err: ValidationError, limit: int = 5) -> str:
     """Pydantic's field errors on one line: ``tokens: Input should be a valid list (got 'a b')``."""
     parts = []
     try:
         errors = err.errors()
     except Exception:  # an error whose input cannot be shown
-        return _safe_str(err).replace("\n", " ")
+        return safe_str(err).replace("\n", " ")
     for e in errors[:limit]:
         loc = ".".join(str(x) for x in e.get("loc", ())) or "(model)"
         got = f" (got {short_repr(e['input'])})" if e.get("type") != "missing" else ""

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from germinate_nb.execution.result import RunResult, TaskRun
+from germinate_nb.execution.tracebacks import safe_str
 
 __all__ = ["FunctionObserver", "RunObserver"]
 
@@ -99,13 +100,6 @@ class Dispatcher:
                 except BaseException as err:  # noqa: BLE001 - an observer never stops a run
                     owner = getattr(handler, "__self__", handler)
                     who = f"{type(owner).__name__}.{event}"
-                    text = f"observer {who} raised {type(err).__name__}: {_safe_str(err)}"
+                    text = f"observer {who} raised {type(err).__name__}: {safe_str(err)}"
                     self.result.observer_errors.append(text)
                     _log.warning("germinate_nb: %s", text, exc_info=True)
-
-
-def _safe_str(err: BaseException) -> str:
-    try:
-        return str(err)
-    except BaseException:  # noqa: BLE001
-        return f"<str() of {type(err).__name__} failed>"

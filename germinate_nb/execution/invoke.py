@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -19,36 +18,36 @@ from pydantic import BaseModel
 
 from germinate_nb.execution.backend import Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE
-from germinate_nb.execution.context import _CURRENT
 from germinate_nb.execution.dataflow import build_input, coerce_output, dump_output, merge_outputs
+from germinate_nb.execution.logs import _ROUTE
 from germinate_nb.execution.result import TaskError
+from germinate_nb.execution.tracebacks import (
+    format_full_traceback,
+    format_user_traceback,
+    safe_str,
+)
 
-__all__ = ["aexecute", "describe_error", "execute", "safe_str"]
+__all__ = ["aexecute", "describe_error", "execute"]
 
 _NOTHING: tuple[type[BaseException], ...] = ()
 EPOCH_OFFSET = time.time() - time.perf_counter()
 """``perf_counter() + EPOCH_OFFSET`` is the wall-clock time, without a second clock read."""
 
 
-def safe_str(err: BaseException) -> str:
-    """``str(err)``, or a fallback text when ``__str__`` itself raises."""
-    try:
-        return str(err)
-    except BaseException as inner:  # noqa: BLE001 - a broken __str__ may raise anything
-        return f"<str() of {type(err).__name__} failed: {type(inner).__name__}>"
-
-
 def describe_error(err: BaseException, *, with_traceback: bool = True) -> TaskError:
-    """Describe an exception for ``TaskRun.error``; never raises."""
-    tb = ""
-    if with_traceback:
-        try:
-            tb = "".join(traceback.format_exception(err))
-        except BaseException:  # noqa: BLE001 - formatting calls the exception's __str__
-            tb = "".join(traceback.format_tb(err.__traceback__)) + (
-                f"{type(err).__name__}: {safe_str(err)}\n"
-            )
-    return TaskError(type(err).__name__, safe_str(err), tb)
+    """Describe an exception for ``TaskRun.error``; never raises.
+
+    ``traceback`` shows the user's frames first (germinate_nb's own frames hidden, with a note
+    saying how many), ``full_traceback`` everything.
+    """
+    if not with_traceback:
+        return TaskError(type(err).__name__, safe_str(err))
+    return TaskError(
+        type(err).__name__,
+        safe_str(err),
+        format_user_traceback(err),
+        format_full_traceback(err),
+    )
 
 
 def _prepare(job: Job) -> tuple[BaseModel | None, Any]:
@@ -121,7 +120,7 @@ def execute(
     t0 = time.perf_counter()
     start = t0 + EPOCH_OFFSET
     executor = job.executor
-    token = _CURRENT.set(job)
+    token = _ROUTE.set(job)
     model = key = None
     try:
         model, key = _prepare(job)
@@ -145,13 +144,14 @@ def execute(
         error = describe_error(err)
         return Outcome(
             job.name, "error", None, None, model, None, error, start,
-            time.perf_counter() - t0, lane, executor.fingerprint,
+            time.perf_counter() - t0, lane, executor.fingerprint, None, job.log_text,
         )  # fmt: skip
     finally:
-        _CURRENT.reset(token)
+        _ROUTE.reset(token)
     return Outcome(
         job.name, "ok", output, dump, model, key, None, start,
         time.perf_counter() - t0, lane, executor.fingerprint,
+        None, job._log.text if job._log is not None else "",
     )  # fmt: skip
 
 
@@ -167,7 +167,7 @@ async def aexecute(
     t0 = time.perf_counter()
     start = t0 + EPOCH_OFFSET
     executor = job.executor
-    _CURRENT.set(job)  # each asyncio task runs in its own copy of the context
+    _ROUTE.set(job)  # each asyncio task runs in its own copy of the context
     model = key = None
     try:
         model, key = _prepare(job)
@@ -201,6 +201,8 @@ async def aexecute(
             job.name, "error", None, None, model, None, describe_error(err), start,
             time.perf_counter() - t0, lane, executor.fingerprint,
         )  # fmt: skip
+    if job._log is not None:
+        outcome.log = job._log.text
     if then is not None:
         then(outcome)
     return outcome

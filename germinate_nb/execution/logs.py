@@ -213,11 +213,12 @@ class _Capture:
     One object for both keeps entering and leaving a capture to one allocation.
     """
 
-    __slots__ = ("_token", "echo", "log", "records")
+    __slots__ = ("_token", "echo", "job", "log", "records")
 
     def __init__(self, log: TaskLog, echo: bool) -> None:
         self.log = log
         self.echo = echo
+        self.job: Any = None  # the engine's job around this block, if any (current_task())
         # logging records already written to ``log``, so their handler output is not written twice
         self.records: weakref.WeakSet[logging.LogRecord] | None = None
         self._token: contextvars.Token[_Capture | None] | None = None
@@ -225,6 +226,8 @@ class _Capture:
     def __enter__(self) -> TaskLog:
         if not _installed:
             install()
+        outer = _ROUTE.get()
+        self.job = getattr(outer, "job", None)
         self._token = _ROUTE.set(self)
         return self.log
 
@@ -235,9 +238,9 @@ class _Capture:
             _ROUTE.reset(token)
 
 
-_ROUTE: contextvars.ContextVar[_Capture | None] = contextvars.ContextVar(
-    "germinate_nb_log_route", default=None
-)
+_ROUTE: contextvars.ContextVar[Any] = contextvars.ContextVar("germinate_nb_log_route", default=None)
+"""Where this context's output goes: a ``capture()`` block, or the engine's running job (any
+object with ``log`` (a TaskLog), ``echo``, a writable ``records`` and ``job``)."""
 
 
 def capture(log: TaskLog, *, echo: bool = False) -> contextlib.AbstractContextManager[TaskLog]:

@@ -15,7 +15,15 @@ from pydantic import BaseModel
 
 from germinate_nb.errors import RunFailedError
 
-__all__ = ["RunResult", "RunStatus", "TaskError", "TaskRun", "TaskStatus", "short_repr"]
+__all__ = [
+    "RunResult",
+    "RunStatus",
+    "TaskError",
+    "TaskRun",
+    "TaskStatus",
+    "capped_html",
+    "short_repr",
+]
 
 _short = reprlib.Repr()
 _short.maxstring = 80
@@ -24,6 +32,10 @@ _short.maxlist = 8
 _short.maxdict = 8
 REPR_TASKS = 40
 """Tasks listed by ``repr(RunResult)``; a bigger run lists failures first, then a sample."""
+HTML_TASKS = 200
+"""Tasks listed by the notebook view of a RunResult (failures first, then a sample)."""
+HTML_CAP = 20_000
+"""Characters of one value, error, traceback or log shown in HTML: the notebook stays small."""
 
 
 class TaskStatus(str, Enum):
@@ -73,11 +85,16 @@ class RunStatus(str, Enum):
 
 @dataclass(slots=True)
 class TaskError:
-    """An exception a task raised (or met while its input or output was handled)."""
+    """An exception a task raised (or met while its input or output was handled).
+
+    ``traceback`` shows the user's frames (germinate_nb's own are hidden, with a note);
+    ``full_traceback`` shows every frame.
+    """
 
     type: str
     message: str
     traceback: str = ""
+    full_traceback: str = ""
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.type else self.message
@@ -88,7 +105,9 @@ class TaskRun:
     """One task's part of a run.
 
     ``background`` is True for a sync task that was cancelled while its thread was still
-    running its code (Python cannot stop a thread): its late result is discarded.
+    running its code (Python cannot stop a thread): its late result is discarded. ``log`` is
+    what the task printed and logged (stdout, stderr, logging records; bounded, with a
+    truncation note); :attr:`live_log` also shows it while the task runs.
     """
 
     name: str
@@ -101,6 +120,8 @@ class TaskRun:
     skipped_because: str | None = None
     background: bool = False
     lane: str | None = None
+    log: str = ""
+    _live: Any = field(default=None, repr=False, compare=False)
 
     @property
     def started_at(self) -> datetime | None:
@@ -108,6 +129,15 @@ class TaskRun:
         if self.start_time is None:
             return None
         return datetime.fromtimestamp(self.start_time).astimezone()
+
+    @property
+    def live_log(self) -> str:
+        """The log so far while the task runs, else :attr:`log`."""
+        live = self._live
+        if live is not None and self.status is TaskStatus.RUNNING:
+            text: str = live.log_text
+            return text
+        return self.log
 
     @property
     def error_type(self) -> str | None:
@@ -240,15 +270,37 @@ class RunResult:
         esc = html.escape
         took = f" in {self.duration:.3f} s" if self.duration is not None else ""
         rows = []
-        for run in self.task_runs.values():
+        shown = list(self.task_runs.values())
+        more = ""
+        if len(shown) > HTML_TASKS:  # problems first, then a sample: the notebook stays small
+            shown.sort(key=lambda r: r.status.is_ok)
+            more = (
+                f"<div><i>... and {len(shown) - HTML_TASKS} more tasks (see "
+                "result.task_runs)</i></div>"
+            )
+            shown = shown[:HTML_TASKS]
+        for run in shown:
+            where = f"result.task_runs[{run.name!r}]"
             if run.error is not None:
-                detail = f"<pre>{esc(str(run.error))}</pre>"
+                detail = f"<pre>{capped_html(str(run.error), f'{where}.error')}</pre>"
+                if run.error.traceback:
+                    detail += (
+                        "<details><summary>traceback</summary><pre>"
+                        f"{capped_html(run.error.traceback, f'{where}.error.traceback')}"
+                        "</pre></details>"
+                    )
             elif run.skipped_because:
                 detail = f"skipped: '{esc(run.skipped_because)}' failed"
             elif run.output is not None:
                 detail = f"<code>{esc(short_repr(run.output))}</code>"
             else:
                 detail = ""
+            if run.log:
+                lines = run.log.count("\n")
+                detail += (
+                    f"<details><summary>log ({lines} line{'s' if lines != 1 else ''})</summary>"
+                    f"<pre>{capped_html(run.log, f'{where}.log')}</pre></details>"
+                )
             ms = f"{run.duration * 1000:.1f} ms" if run.duration is not None else ""
             rows.append(
                 f"<tr class='germinate-status-{run.status.value}'><td>{esc(run.name)}</td>"
@@ -258,8 +310,27 @@ class RunResult:
         return (
             f"<div class='germinate-run'><b>Run of {esc(self.state)}: {esc(self.status)}</b>"
             f"{took}{note}<table><thead><tr><th>task</th><th>status</th><th>time</th>"
-            f"<th>output / error</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            f"<th>output / error</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"{more}</div>"
         )
+
+
+def capped_html(text: str, whole: str, limit: int | None = None) -> str:
+    """``text`` escaped, cut at ``limit`` characters with a note saying where to read it whole.
+
+    Examples
+    --------
+    >>> capped_html("<b>" * 3, "result.log", limit=6)
+    '&lt;b&gt;&lt;b&gt; <i>… 3 more characters: read them whole in result.log</i>'
+    """
+    limit = HTML_CAP if limit is None else limit
+    if len(text) <= limit:
+        return html.escape(text)
+    rest = len(text) - limit
+    return (
+        f"{html.escape(text[:limit])} <i>… {rest} more characters: read them whole in "
+        f"{html.escape(whole)}</i>"
+    )
 
 
 def short_repr(value: Any) -> str:

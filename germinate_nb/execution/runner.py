@@ -15,7 +15,7 @@ from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
 from germinate_nb.core.validate import problems_error, validate
 from germinate_nb.errors import ScheduleError
-from germinate_nb.execution import gc_tuning
+from germinate_nb.execution import gc_tuning, logs
 from germinate_nb.execution.backend import Backend, Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE, CacheEntry
 from germinate_nb.execution.dataflow import run_input_dict
@@ -88,6 +88,7 @@ class Run:
         observers: Iterable[Any] = (),
         targets: Sequence[str] | str | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        echo: bool = False,
     ) -> None:
         if not isinstance(state, State):
             hint = (
@@ -104,6 +105,7 @@ class Run:
         self.state = state
         self.name = state.name
         self.reuse = reuse
+        self.echo = echo
         self.input_data = run_input_dict(input)
         gc_tuning.relax()  # setting up allocates a TaskRun per task; start() relaxes for the run
         try:
@@ -184,6 +186,7 @@ class Run:
 
     def start(self) -> None:
         """Start the run and return (tasks go on in the backend)."""
+        logs.install()  # in the calling thread: route what tasks print to their logs
         gc_tuning.relax()
         self._t0 = time.perf_counter()
         self.result.started_at = _now()
@@ -278,6 +281,8 @@ class Run:
             self.run_id,
             self.cancel_event,
             self.deps,
+            1,
+            self.echo,
         )
 
     def _drain(self, queue: list[Outcome]) -> list[Job]:
@@ -297,11 +302,15 @@ class Run:
             return []
         runs = self.result.task_runs
         now = time.time()
+        eager = self._eager
+        jobs = []
         for name in names:
             tr = runs[name]
             tr.status = _RUNNING
             tr.start_time = now
-        jobs = [] if self._eager else [self._job(name) for name in names]
+            if not eager:
+                tr._live = job = self._job(name)
+                jobs.append(job)
         emit = self._emit
         if emit is not None:
             for name in names:
@@ -332,6 +341,8 @@ class Run:
             tr.start_time = outcome.start
         tr.duration = outcome.duration
         tr.lane = outcome.lane
+        tr.log = outcome.log
+        tr._live = None
         if outcome.input is not None:
             tr.input = outcome.input
         if kind == "ok" or kind == "cached":
@@ -467,9 +478,11 @@ class RunHandle:
 def start_run(state: State, input: Any = None, **options: Any) -> RunHandle:
     """Start a run in a background thread and return at once with a :class:`RunHandle`.
 
-    Takes the same options as :func:`run`. Problems found by validation raise here, before
-    anything starts.
+    Takes the same options as :func:`run`; ``echo`` is False by default (the cell that started
+    the run has usually finished: what tasks print is in their ``TaskRun.log``). Problems
+    found by validation raise here, before anything starts.
     """
+    options.setdefault("echo", False)
     return RunHandle(Run(state, input, **options))
 
 
@@ -484,6 +497,7 @@ def run(
     executor: Any = None,
     observers: Iterable[Any] = (),
     targets: Sequence[str] | None = None,
+    echo: bool = True,
 ) -> RunResult:
     """Run a state's DAG and return its :class:`RunResult` (task failures do not raise).
 
@@ -508,6 +522,9 @@ def run(
         :class:`RunObserver` objects (or callables ``fn(event, result, task_run)``).
     targets
         Run only these tasks and their upstream.
+    echo
+        Also show what tasks print where the run was started (the notebook cell). Every
+        task's output is kept in its ``TaskRun.log`` either way.
 
     Raises
     ------
@@ -530,6 +547,7 @@ def run(
         executor=executor,
         observers=observers,
         targets=targets,
+        echo=echo,
     ).execute()
 
 
@@ -540,6 +558,7 @@ async def arun(state: State, input: Any = None, **options: Any) -> RunResult:
     the run.
     """
     loop = asyncio.get_running_loop()
+    options.setdefault("echo", True)
     the_run = Run(state, input, loop=loop, **options)
     done: asyncio.Future[None] = loop.create_future()
 

@@ -64,10 +64,10 @@ def safe_str(err: object) -> str:
         if type(text) is not str:  # a str subclass with surprises
             text = str.__str__(text)
         return text
-    except Exception as failure:
+    except BaseException as failure:  # noqa: BLE001 - a broken __str__ may raise anything
         try:
             detail = str(failure)
-        except Exception:
+        except BaseException:  # noqa: BLE001
             detail = "<str() failed>"
         name = _type_name(type(failure))
         return f"<exception str() failed: {name}{': ' + detail if detail else ''}>"

@@ -81,8 +81,44 @@ def test_json_output_is_one_parsable_document(tmp_path):
         "duration": doc["tasks"]["count"]["duration"],
         "output": {"n": 2},
         "error": None,
+        "traceback": None,
         "skipped_because": None,
+        "log": "",
     }
+
+
+CHATTY = """
+from pydantic import BaseModel
+from germinate_nb import State
+
+class Q(BaseModel):
+    text: str
+
+class N(BaseModel):
+    n: int
+
+s = State("chatty")
+
+@s.task()
+def speak(input: Q) -> N:
+    print("saying", input.text)
+    import logging
+    logging.getLogger("speak").warning("careful")
+    return N(n=len(input.text))
+"""
+
+
+def test_task_logs_are_in_json_and_echoed_by_logs_never_on_stdout(tmp_path):
+    nb = write(tmp_path, [CHATTY])
+    out = cli("run", nb, "--json", "--input", '{"text": "hi"}')
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)  # the task's print did not break the JSON on stdout
+    assert doc["tasks"]["speak"]["log"] == "saying hi\nWARNING speak: careful\n"
+    assert "saying hi" not in out.stderr
+    echoed = cli("run", nb, "--logs", "--input", '{"text": "hi"}')
+    assert echoed.returncode == 0, echoed.stderr
+    assert "    │ saying hi\n    │ WARNING speak: careful\n" in echoed.stderr
+    assert "saying hi" not in echoed.stdout
 
 
 def test_input_from_file(tmp_path):

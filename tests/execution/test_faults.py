@@ -109,7 +109,7 @@ def test_any_exception_fails_only_its_task(kind, error):
 def test_exception_whose_str_raises_gets_a_fallback_message():
     result = run(branching_state("sync", BadStr()), {"x": 1})
     error = result.task_runs["bad"].error
-    assert error.message == "<str() of BadStr failed: RuntimeError>"
+    assert error.message == "<exception str() failed: RuntimeError: str is broken too>"
     assert "BadStr" in error.traceback
 
 

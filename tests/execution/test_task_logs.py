@@ -1,0 +1,173 @@
+"""What tasks print and log lands in their TaskRun.log, per task, never mixed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+
+import pytest
+
+from germinate_nb import Depends, State, current_task, run, start_run
+from germinate_nb.execution import logs
+from tests.execution.conftest import X
+
+
+@pytest.fixture(autouse=True)
+def _restore_streams():
+    yield
+    logs.uninstall()
+
+
+def chatty_state(kind: str, n: int = 4) -> State:
+    s = State(f"chatty_{kind}")
+    barrier = threading.Barrier(n) if kind == "sync" else None
+
+    for i in range(n):
+        name = f"t{i}"
+        if kind == "sync":
+
+            def fn(input: X, i=i) -> X:
+                barrier.wait(5)  # all running at once: their lines interleave in time
+                for k in range(20):
+                    print(f"task {i} line {k}")
+                    logging.getLogger("chatty").warning("task %d warns %d", i, k)
+                return input
+
+        else:
+
+            async def fn(input: X, i=i) -> X:
+                for k in range(20):
+                    print(f"task {i} line {k}")
+                    logging.getLogger("chatty").warning("task %d warns %d", i, k)
+                    await asyncio.sleep(0)
+                return input
+
+        fn.__name__ = name
+        s.task()(fn)
+    return s
+
+
+def _expected(i: int) -> str:
+    return "".join(f"task {i} line {k}\nWARNING chatty: task {i} warns {k}\n" for k in range(20))
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_concurrent_tasks_keep_their_own_prints_and_log_records(kind):
+    result = start_run(chatty_state(kind), {"x": 1}).wait(10)
+    assert result.ok
+    for i in range(4):
+        assert result.task_runs[f"t{i}"].log == _expected(i)
+
+
+def test_a_run_started_from_a_cell_still_shows_the_output_there(capsys):
+    s = State("s")
+
+    @s.task()
+    def hello(input: X) -> X:
+        print("hello from the task")
+        print("and its stderr", file=sys.stderr)
+        return input
+
+    result = run(s, {"x": 1})
+    out, err = capsys.readouterr()
+    assert "hello from the task" in out and "and its stderr" in err
+    assert result.task_runs["hello"].log == "hello from the task\nand its stderr\n"
+
+
+def test_a_background_run_keeps_output_out_of_the_cell(capsys):
+    s = State("s")
+
+    @s.task()
+    def hello(input: X) -> X:
+        print("only in the log")
+        return input
+
+    result = start_run(s, {"x": 1}).wait(5)
+    assert "only in the log" not in capsys.readouterr().out
+    assert result.task_runs["hello"].log == "only in the log\n"
+
+
+def _client():
+    print("factory connecting")
+    return "client"
+
+
+def test_depends_factories_log_into_the_task_that_resolves_them():
+    s = State("s")
+
+    @s.task()
+    def uses(input: X, client=Depends(_client)) -> X:
+        print(f"got {client}")
+        return input
+
+    result = start_run(s, {"x": 1}).wait(5)
+    assert result.task_runs["uses"].log == "factory connecting\ngot client\n"
+
+
+def test_the_log_is_readable_live_while_the_task_runs():
+    s = State("s")
+    printed, release = threading.Event(), threading.Event()
+
+    @s.task()
+    def slow(input: X) -> X:
+        print("step 1 done")
+        printed.set()
+        release.wait(5)
+        print("step 2 done")
+        return input
+
+    handle = start_run(s, {"x": 1})
+    assert printed.wait(5)
+    assert handle.result.task_runs["slow"].live_log == "step 1 done\n"
+    release.set()
+    result = handle.wait(5)
+    assert result.task_runs["slow"].log == "step 1 done\nstep 2 done\n"
+    assert result.task_runs["slow"].live_log == result.task_runs["slow"].log
+
+
+def test_a_huge_log_is_bounded_with_a_note():
+    s = State("s")
+
+    @s.task()
+    def loud(input: X) -> X:
+        for _ in range(20_000):
+            print("x" * 20)
+        return input
+
+    log = start_run(s, {"x": 1}).wait(10).task_runs["loud"].log
+    assert len(log) < logs.DEFAULT_LIMIT + 100
+    assert "characters truncated]" in log
+
+
+def test_a_failed_task_traceback_starts_with_the_user_frame():
+    s = State("s")
+
+    @s.task()
+    def fact_check(input: X) -> X:
+        raise ValueError("moon is not a planet")
+
+    error = run(s, {"x": 1}).task_runs["fact_check"].error
+    assert "germinate_nb frame" in error.traceback and "hidden" in error.traceback
+    assert "germinate_nb/execution" not in error.traceback
+    assert 'in fact_check\n    raise ValueError("moon is not a planet")' in error.traceback
+    assert error.traceback.rstrip().endswith("ValueError: moon is not a planet")
+    assert "germinate_nb/execution/invoke.py" in error.full_traceback
+
+
+def test_current_task_works_inside_a_capture_block_of_the_task():
+    s = State("s")
+    seen = []
+
+    @s.task()
+    def inner(input: X) -> X:
+        own = logs.TaskLog()
+        with logs.capture(own):
+            seen.append(current_task().name)
+            print("to my own log")
+        seen.append(own.text)
+        return input
+
+    run(s, {"x": 1})
+    assert seen == ["inner", "to my own log\n"]
