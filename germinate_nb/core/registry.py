@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["TaskKey", "TaskRegistry", "use_registry"]
 
 T = TypeVar("T")
+HISTORY_LENGTH = 20
+"""Runs of each state kept in memory for the explorer's history."""
 _log = logging.getLogger("germinate_nb")
 
 
@@ -80,6 +83,7 @@ class TaskRegistry:
         self._listeners: list[ChangeCallback] = []
         self.cache: dict[tuple[str, str], Any] = {}
         self.last_results: dict[str, Any] = {}
+        self.run_history: dict[str, deque[Any]] = {}  # state -> its last HISTORY_LENGTH runs
         self.version = 0
         self.default_state: str | None = None
         self.run_observers: list[Any] = []  # see every run of this registry's states
@@ -191,9 +195,17 @@ class TaskRegistry:
         self.states.clear()
         self.cache.clear()
         self.last_results.clear()
+        self.run_history.clear()
         self.default_state = None
         self.version += 1
         self.notify("reset", None, None)
+
+    def remember_run(self, result: Any) -> None:
+        """Keep a finished run in its state's history (the last ``HISTORY_LENGTH``)."""
+        runs = self.run_history.get(result.state)
+        if runs is None:
+            runs = self.run_history[result.state] = deque(maxlen=HISTORY_LENGTH)
+        runs.append(result)
 
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback(kind, state, task)`` on every change; returns an unsubscribe function."""

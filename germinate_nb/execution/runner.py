@@ -133,7 +133,13 @@ class Run:
         )
         self.run_id = uuid.uuid4().hex[:12]
         snap = self.snapshot
-        self.result = RunResult(state.name, {n: TaskRun(n) for n in snap.names}, run_id=self.run_id)
+        self.result = RunResult(
+            state.name,
+            {n: TaskRun(n) for n in snap.names},
+            run_id=self.run_id,
+            parents=snap.parents,
+            targets=self._targets,
+        )
         self.dispatcher = Dispatcher(
             [*as_observers(observers), *state.registry.run_observers], self.result
         )
@@ -157,9 +163,11 @@ class Run:
     def _snapshot(self, state: State, targets: Sequence[str] | str | None) -> DagSnapshot:
         snap = state.snapshot()
         problems = validate(snap, input=self.input_data)
+        self._targets: tuple[str, ...] | None = None
         if targets is not None:
             if isinstance(targets, str):
                 targets = [targets]
+            self._targets = tuple(targets)
             for name in targets:
                 state.get(name)  # UnknownTaskError with a did-you-mean
             snap = snap.subset(snap.upstream(targets))
@@ -342,6 +350,7 @@ class Run:
         tr.duration = outcome.duration
         tr.lane = outcome.lane
         tr.log = outcome.log
+        tr.fingerprint = outcome.fingerprint
         tr._live = None
         if outcome.input is not None:
             tr.input = outcome.input
@@ -400,7 +409,9 @@ class Run:
         else:
             result.status = RunStatus.FAILED
         result._outputs = None  # built once, in declaration order, on first read
-        self.state.registry.last_results[self.name] = result
+        registry = self.state.registry
+        registry.last_results[self.name] = result
+        registry.remember_run(result)
         self._early.clear()
         try:
             self.dispatcher.emit("on_run_end")
