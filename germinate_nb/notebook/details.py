@@ -63,7 +63,6 @@ class DetailsPane(widgets.VBox):
         self.remove_button = widgets.Button(
             description="Remove task",
             icon="trash",
-            button_style="danger",
             tooltip="Remove the selected task and its edges from the state",
         )
         self.buttons = widgets.HBox(

@@ -166,7 +166,7 @@ class DagExplorer(widgets.VBox):
         self.input_form = InputForm([])
         self._form_box = widgets.VBox([self.input_form])
         self.machine = widgets.Image(format="png", layout={"max_width": "100%"})
-        self.graph = DagCanvas()
+        self.graph = DagCanvas(layout={"width": "100%"})
         self.phase_strip = PhaseStrip(self._on_task_click)
         self.details = DetailsPane(on_remove=self._on_remove_click)
         self.timeline = widgets.Image(format="png", layout={"max_width": "100%"})
@@ -175,13 +175,15 @@ class DagExplorer(widgets.VBox):
         self.view_selector = widgets.ToggleButtons(
             options=["Graph", "Timeline", "History"], value="Graph", style={"button_width": "auto"}
         )
+        full = {"width": "100%"}
         self.views = widgets.Stack(
             [
-                widgets.VBox([self.graph, self.phase_strip]),
-                widgets.VBox([self.timeline_note, self.timeline]),
+                widgets.VBox([self.graph, self.phase_strip], layout=full),
+                widgets.VBox([self.timeline_note, self.timeline], layout=full),
                 self.history,
             ],
             selected_index=0,
+            layout=full,
         )
         self.run_button.on_click(self._on_run_button_click)
         self.stop_button.on_click(self._on_stop_button_click)

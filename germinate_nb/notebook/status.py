@@ -40,10 +40,12 @@ def describe_run(result: RunResult | None, statuses: Mapping[str, str], total: i
             text += f" · {_names(sorted(running))} running"
         return text
     took = f" in {result.duration:.2f} s" if result.duration is not None else ""
-    parts = ", ".join(f"{counts[s]} {s}" for s in SEGMENTS if counts.get(s))
-    text = f"Run {result.status}{took} · {parts}"
     failed = [r for r in result.task_runs.values() if r.status is TaskStatus.FAILED]
-    if failed:
+    parts = ", ".join(
+        f"{counts[s]} {s}" for s in SEGMENTS if counts.get(s) and not (failed and s == "failed")
+    )
+    text = f"Run {result.status}{took}" + (f" · {parts}" if parts else "")
+    if failed:  # named: "1 failed: fact_check — ValueError: moon is not a planet"
         first = failed[0]
         error = _first_line(str(first.error)) if first.error is not None else ""
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""

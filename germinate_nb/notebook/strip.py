@@ -21,6 +21,8 @@ TOGGLE_CAP = 150
 """Up to this many tasks, every task has a toggle; above, the strip is compact."""
 PAGE = 40
 """Toggles shown at once for an opened phase of a compact strip."""
+LIGHT_TEXT = frozenset(("succeeded", "failed"))
+"""Statuses whose colour is dark enough for white text."""
 SELECTED_BORDER = "2px solid var(--jp-brand-color1, #0969da)"
 CHANGED_BORDER = "2px dashed var(--jp-warn-color1, #9a6700)"
 
@@ -175,6 +177,8 @@ class PhaseStrip(widgets.VBox):
         color = STATUS_COLORS.get(status, "#eaeef2")
         if button.style.button_color != color:
             button.style.button_color = color
+            # the status colours are fixed: so is the text on them, in light and dark themes
+            button.style.text_color = "#ffffff" if status in LIGHT_TEXT else "#1f2328"
         if name == self._selected:
             border = SELECTED_BORDER
         elif self._marks.get(name):
