@@ -41,13 +41,18 @@ tasks = [
     for i in range({n})
 ]
 for i in range({width}, {n}):
-    tasks[i].add_parents([tasks[i - {width}], tasks[(i - {width} + 1) % {width} + (i // {width} - 1) * {width}]])
+    above = (i // {width} - 1) * {width}
+    tasks[i].add_parents([tasks[i - {width}], tasks[above + (i - above + 1) % {width}]])
 """
 
 
 def write(lab, name: str, cells: list[str]) -> str:
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, lab.root / name)
     return name
 
