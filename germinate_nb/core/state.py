@@ -447,7 +447,7 @@ class State:
             return
         self._placing = True
         try:
-            sinks = self.sink_tasks()
+            sinks = self.sink_tasks() if self._conditions else []
             for cond in self._conditions:
                 task = cond.task
                 if self._tasks.get(task.name) is not task:
@@ -468,10 +468,35 @@ class State:
         finally:
             self._placing = False
 
+    def _follow_sink(self, task: TaskDefinition) -> None:
+        """After ``task`` changed: make it a parent of the condition tasks iff it is a sink.
+
+        Every edge change touches both its tasks, so following the touched task keeps the
+        condition phase last at the cost of one look per condition (not a scan of the state).
+        """
+        self._placing = True
+        try:
+            sink = self._tasks.get(task.name) is task and self._is_sink(task)
+            for cond in self._conditions:
+                ctask = cond.task
+                if ctask is task or self._tasks.get(ctask.name) is not ctask:
+                    continue
+                linked = task in ctask._parents
+                if sink and not linked:
+                    ctask.add_parents(task)
+                elif linked and not sink:
+                    ctask.remove_parents(task)
+        finally:
+            self._placing = False
+
     def _touch(self, task: TaskDefinition | None, kind: str) -> None:
         self.version += 1
-        if self._built and not self._placing and kind in _STRUCTURE:
-            self._place_conditions()  # keep the condition phase last
+        if self._built and self._conditions and not self._placing and kind in _STRUCTURE:
+            # keep the condition phase last
+            if task is None:
+                self._place_conditions()
+            else:
+                self._follow_sink(task)
         self.registry.notify(kind, self, task)
 
     # -- reading -----------------------------------------------------------------------
@@ -497,11 +522,11 @@ class State:
 
     def sink_tasks(self) -> list[TaskDefinition]:
         """The tasks whose output is the state's output: no children but condition tasks."""
-        return [
-            t
-            for t in self._tasks.values()
-            if t.kind != "condition" and all(c.kind == "condition" for c in t._children)
-        ]
+        return [t for t in self._tasks.values() if self._is_sink(t)]
+
+    @staticmethod
+    def _is_sink(task: TaskDefinition) -> bool:
+        return task.kind != "condition" and all(c.kind == "condition" for c in task._children)
 
     def get(self, name: str) -> TaskDefinition:
         """Return the task called ``name``."""

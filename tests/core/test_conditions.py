@@ -240,3 +240,39 @@ def test_incomplete_transition_repr_and_validity():
     pending = a & go
     assert repr(pending) == "<Transition: a -[go]-> ?>" and not pending.is_valid()
     assert go.transition is None  # linked only once it has a target
+
+
+def test_condition_parents_follow_the_sinks_through_any_edits():
+    import random
+
+    from germinate_nb import TaskDefinition, TaskExecutor
+
+    rng = random.Random(12)
+    s = State("s")
+
+    @s.condition()
+    def one(input) -> bool:
+        return True
+
+    @s.condition()
+    def two(input) -> bool:
+        return True
+
+    s.build()
+    for step in range(300):
+        names = [t.name for t in s.tasks if t.kind == "task"]
+        action = rng.choice(["add", "add", "wire", "wire", "remove", "readd"])
+        if action == "add" or len(names) < 2:
+            name = f"t{step}"
+            s.define_task(name, TaskExecutor(f"{name}_executor", lambda input: input))
+        elif action == "wire":
+            a, b = rng.sample(names, 2)
+            if s.get(b) not in s.get(a).children and s.get(a) not in s.get(b).children:
+                s.get(a) >> s.get(b)
+        elif action == "remove":
+            s.remove_task(rng.choice(names))
+        else:  # replace a task by a new definition object, keeping its edges
+            name = rng.choice(names)
+            s.add_task(TaskDefinition(name, executor=TaskExecutor(f"{name}_executor", print)))
+        sinks = set(s.sink_tasks())
+        assert set(one.task.parents) == sinks == set(two.task.parents), step
