@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from germinate_nb.core.executor import TaskExecutor
-from germinate_nb.errors import RegistryCollisionError, UnknownTaskError
+from germinate_nb.errors import RegistryCollisionError, UnknownExecutorError, UnknownTaskError
 
 if TYPE_CHECKING:
     from germinate_nb.core.state import State
@@ -140,31 +140,47 @@ class TaskRegistry:
 
     @_hybridmethod
     def get_executor(self, executor_name: str) -> TaskExecutor:
-        """Get an executor by its registered name, ``"namespace.name"``."""
+        """Get an executor by its registered name, ``"namespace.name"``.
+
+        The name is split on its last dot, so dotted namespaces work:
+        ``get_executor("agents.ideate.pm_executor")`` looks up ``pm_executor`` in
+        ``agents.ideate``.
+
+        Raises
+        ------
+        UnknownExecutorError
+            When nothing is registered under that name (also a ``KeyError``, as in the seed).
+        """
         if "." not in executor_name:
             msg = (
                 f"executor name '{executor_name}' has no namespace. "
                 "Use 'namespace.name', e.g. 'agent.tokenize_executor'."
             )
-            raise UnknownTaskError(msg, name=executor_name)
-        namespace, name = executor_name.split(sep=".", maxsplit=1)
+            raise UnknownExecutorError(msg, name=executor_name)
+        namespace, name = executor_name.rsplit(sep=".", maxsplit=1)
         result: TaskExecutor = self.get(namespace=namespace, name=name)
         return result
 
     @_hybridmethod
     def get(self, namespace: str, name: str) -> TaskExecutor:
-        """Get a registered task executor."""
+        """Get a registered task executor.
+
+        Raises
+        ------
+        UnknownExecutorError
+            When the namespace or the name is not registered (also a ``KeyError``).
+        """
         if namespace not in self._namespaces:
             known = ", ".join(sorted(self._namespaces)) or "none"
             msg = f"no such namespace '{namespace}' (registered namespaces: {known})."
-            raise UnknownTaskError(msg, name=namespace)
+            raise UnknownExecutorError(msg, name=namespace)
         key = TaskKey(namespace=namespace, name=name)
         if key not in self._tasks:
             names = [k.name for k in self._tasks if k.namespace == namespace]
             msg = f"no task executor registered as '{namespace}.{name}'." + did_you_mean(
                 name, names
             )
-            raise UnknownTaskError(msg, name=f"{namespace}.{name}")
+            raise UnknownExecutorError(msg, name=f"{namespace}.{name}")
         return self._tasks[key]
 
     @_hybridmethod

@@ -76,6 +76,12 @@ class TaskDefinition:
         return list(self._children)
 
     @property
+    def kind(self) -> str:
+        """``"task"``, or ``"condition"`` for the task that evaluates a state's condition."""
+        kind: str = getattr(self.executor, "kind", "task")
+        return kind
+
+    @property
     def registered_name(self) -> str | None:
         """``"<namespace>.<executor name>"`` of this task's executor."""
         if self.executor is not None:
