@@ -50,6 +50,9 @@ class DagCanvas(anywidget.AnyWidget):
         sync=True
     )
     names = t.Unicode("", help="Task names, one per line (node i is line i).").tag(sync=True)
+    conditions = t.List(
+        t.Unicode(), help="Names of the condition tasks (drawn as diamonds)."
+    ).tag(sync=True)
     xy = t.Bytes(b"", help="float32 x, y per node, in SVG user units.").tag(sync=True)
     edges = t.Bytes(b"", help="int32 parent, child node indices per edge.").tag(sync=True)
     size = t.List([1.0, 1.0], help="[width, height] of the picture in user units.").tag(sync=True)
@@ -78,8 +81,8 @@ class DagCanvas(anywidget.AnyWidget):
 
     # -- the picture ---------------------------------------------------------------------------
 
-    def set_geometry(self, geo: Geometry) -> None:
-        """Replace the picture (the DAG's structure changed)."""
+    def set_geometry(self, geo: Geometry, conditions: Iterable[str] = ()) -> None:
+        """Replace the picture (the DAG's structure changed); ``conditions`` are diamonds."""
         self._geo = geo
         self._index = geo.index
         svg = background_svg(geo)
@@ -87,6 +90,7 @@ class DagCanvas(anywidget.AnyWidget):
             self.size = [float(geo.width), float(geo.height)]
             self.phase_x = geo.phase_x
             self.names = "\n".join(geo.names)
+            self.conditions = [n for n in conditions if n in self._index]
             self.xy = geo.xy.astype("<f4").tobytes()
             self.edges = geo.edges.astype("<i4").tobytes()
             self.svg_edges = svg_has_edges(geo)

@@ -94,6 +94,8 @@ class DagExplorer(widgets.VBox):
             msg = f"explore() takes a State or a Workflow, got {type(target).__name__}."
             raise TypeError(msg)
         self.registry = start.registry
+        if self.workflow is not None:  # its conditions become tasks: show them like tasks
+            self.workflow.build(raise_on_error=False)
         self.reuse = reuse
         self.max_workers = max_workers
         self.store = store
@@ -336,7 +338,10 @@ class DagExplorer(widgets.VBox):
         if key != self._geometry_key:
             self._geometry_key = key
             geo: Geometry = canvas_geometry(snap, self.problems)
-            self.graph.set_geometry(geo)
+            conditions = [
+                n for n in snap.names if getattr(snap.tasks[n].executor, "kind", "") == "condition"
+            ]
+            self.graph.set_geometry(geo, conditions)
             self.phase_strip.rebuild(
                 self._layers(snap, geo), self.statuses, self.marks, self.selected
             )

@@ -71,7 +71,13 @@ def test_pipeline_in_the_explorer_shows_and_runs_condition_tasks(pipeline):
     try:
         assert list(ex.state_selector.options) == ["ideate", "review", "publish"]
         ex.state_selector.value = "review"
-        assert sorted(ex._buttons) == ["approved", "carry_task", "needs_rework", "score_task"]
+        assert sorted(ex.phase_strip.buttons) == [
+            "approved",
+            "carry_task",
+            "needs_rework",
+            "score_task",
+        ]
+        assert sorted(ex.graph.conditions) == ["approved", "needs_rework"]
         assert ex.statuses["needs_rework"] == "succeeded"
         ex.state_selector.value = "ideate"
         assert "product_requirements" in ex.input_form.fields

@@ -353,7 +353,8 @@ def test_workflow_shows_state_machine_and_opens_states():
     ex = explore(wf)
     assert ex.machine.value[:4] == b"\x89PNG"
     assert list(ex.state_selector.options) == ["one", "two"]
-    assert sorted(buttons(ex)) == ["a"]
+    assert sorted(buttons(ex)) == ["a", "go"]  # the condition runs as the state's last task
+    assert ex.graph.conditions == ["go"]
     ex.state_selector.value = "two"
     assert sorted(buttons(ex)) == ["b"] and ex.state_name == "two"
 

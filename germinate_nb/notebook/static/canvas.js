@@ -67,6 +67,7 @@ function render({ model, el }) {
   // -- model data --------------------------------------------------------------------------
   let names = [], X = new Float32Array(0), Y = new Float32Array(0), E = new Int32Array(0);
   let index = new Map(), W = 1, H = 1, maxChars = 4;
+  let diamonds = new Set(); // condition tasks
   let matches = null; // Set of indices matching the search (null = no search)
   let focus = null; // Set of indices in focus (null = none)
   let view = { k: 1, tx: 0, ty: 0 };
@@ -81,6 +82,7 @@ function render({ model, el }) {
     for (let i = 0; i < n; i++) { X[i] = xy[2 * i]; Y[i] = xy[2 * i + 1]; }
     E = asArray(model.get("edges"), Int32Array);
     index = new Map(names.map((k, i) => [k, i]));
+    diamonds = new Set((model.get("conditions") || []).map((k) => index.get(k)).filter((i) => i !== undefined));
     maxChars = names.reduce((m, k) => Math.max(m, k.length), 0);
     [W, H] = model.get("size");
     const bg = model.get("background");
@@ -248,6 +250,12 @@ function render({ model, el }) {
       ctx.beginPath();
       for (const i of idx) {
         const sx = tx + k * X[i], sy = ty + k * Y[i];
+        if (diamonds.has(i)) { // a workflow condition: a diamond
+          const d = r * 1.25;
+          ctx.moveTo(sx, sy - d); ctx.lineTo(sx + d, sy); ctx.lineTo(sx, sy + d); ctx.lineTo(sx - d, sy);
+          ctx.closePath();
+          continue;
+        }
         ctx.moveTo(sx + r, sy);
         ctx.arc(sx, sy, r, 0, 2 * Math.PI);
       }
