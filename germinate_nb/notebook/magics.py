@@ -276,13 +276,41 @@ class GerminateMagics(Magics):
         state = resolve_state(args.state)
         from germinate_nb.render import export
 
+        if args.format is None and not args.timeline:
+            msg = "%germinate export needs --format png|svg|dot|mermaid, or --timeline."
+            raise UsageError(msg)
         if args.output:  # a bad path is reported before anything is drawn
             export.check_output_path(args.output)
+        if args.timeline:
+            return self._export_timeline(state, args)
         data = export.export_state(state, args.format)
         if args.output:
             export.write_export(data, args.output)
             return Line(f"✓ wrote {args.format} of state '{state.name}' to {args.output}")
         return _displayable(data, args.format)
+
+    def _export_timeline(self, state: State, args: argparse.Namespace) -> Any:
+        """The timeline of the state's last run, as png (default) or svg."""
+        from germinate_nb.render import export
+        from germinate_nb.render.mpl import figure_png, figure_svg
+
+        result = _registry().last_results.get(state.name)
+        if result is None:
+            msg = (
+                f"%germinate export --timeline: state '{state.name}' has not run in this "
+                f"kernel yet. Run it first (e.g. `%germinate run {state.name}`)."
+            )
+            raise UsageError(msg)
+        fmt = args.format or "png"
+        if fmt not in ("png", "svg"):
+            msg = f"%germinate export --timeline draws png or svg, not {fmt}."
+            raise UsageError(msg)
+        figure = result.timeline()
+        data = figure_png(figure) if fmt == "png" else figure_svg(figure)
+        if args.output:
+            export.write_export(data, args.output)
+            return Line(f"✓ wrote the timeline of state '{state.name}' ({fmt}) to {args.output}")
+        return _displayable(data, fmt)
 
     def _cmd_use(self, args: argparse.Namespace) -> Line:
         state = resolve_state(args.state)
@@ -349,7 +377,8 @@ def _parser(sub: str) -> _Parser:
     if sub == "run":
         p.add_argument("--reuse", action="store_true", help="Reuse unchanged results.")
     if sub == "export":
-        p.add_argument("--format", required=True, choices=["png", "svg", "dot", "mermaid"])
+        p.add_argument("--format", default=None, choices=["png", "svg", "dot", "mermaid"])
+        p.add_argument("--timeline", action="store_true", help="The last run's timeline.")
         p.add_argument("-o", "--output", default=None, help="File to write.")
     if sub == "reset":
         p.add_argument("-f", "--force", action="store_true")

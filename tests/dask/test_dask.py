@@ -347,3 +347,33 @@ def test_explorer_offers_the_cluster_and_shows_its_run_live(client):
     join = ex.phase_strip.buttons["join"]
     classes = [c for c in join._dom_classes if c.startswith("germinate-status-")]
     assert classes == ["germinate-status-succeeded"]
+
+
+def test_what_tasks_print_on_the_workers_comes_back_in_their_logs(client):
+    import logging
+    import os
+
+    from germinate_nb import DaskBackend
+
+    s = State("chatty_dask")
+
+    @s.task(namespace="chatty_dask")
+    def speak(input: X) -> X:
+        print(f"hello from {os.getpid()}")
+        logging.getLogger("worker").warning("careful")
+        return input
+
+    @s.task(namespace="chatty_dask")
+    async def shout(input: X) -> X:
+        print("async too")
+        return input
+
+    speak >> shout
+    result = run(s, {"x": 1}, backend=DaskBackend(client))
+    assert result.ok, result
+    log = result.task_runs["speak"].log
+    pid = int(log.split()[2])
+    assert pid != os.getpid()  # it ran in a worker process
+    assert log == f"hello from {pid}\nWARNING worker: careful\n"
+    assert result.task_runs["shout"].log == "async too\n"
+    assert result.task_runs["speak"].lane.startswith("dask ")

@@ -110,3 +110,23 @@ def test_reset_needs_force(chain):
 def test_show_displays_phases_and_picture(chain):
     out = g(chain, "show")
     assert out is not None
+
+
+def test_export_timeline_writes_the_last_runs_gantt_chart(ip, tmp_path):
+    from IPython.core.error import UsageError
+
+    ip.run_cell(
+        "s = State('timed')\n"
+        "@s.task()\ndef a(input: Query) -> Tokens:\n    return Tokens(tokens=[])\n"
+    )
+    with pytest.raises(UsageError, match=r"state 'timed' has not run in this kernel yet"):
+        ip.run_line_magic("germinate", "export timed --timeline")
+    ip.run_cell("run(s, {'text': 'x'})")
+    target = tmp_path / "timeline.png"
+    line = ip.run_line_magic("germinate", f"export timed --timeline -o {target}")
+    assert repr(line) == f"✓ wrote the timeline of state 'timed' (png) to {target}"
+    assert target.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(UsageError, match="--timeline draws png or svg, not dot"):
+        ip.run_line_magic("germinate", "export timed --timeline --format dot")
+    with pytest.raises(UsageError, match="needs --format png|svg|dot|mermaid, or --timeline"):
+        ip.run_line_magic("germinate", "export timed")

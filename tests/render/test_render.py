@@ -137,3 +137,43 @@ def test_workflow_figure():
     fig = draw_workflow(wf, current="b")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert {"a", "b", "go"} <= set(texts)
+
+
+def test_timeline_has_one_bar_per_task_run_and_outlines_the_critical_path():
+    import time
+
+    from germinate_nb import State, run
+    from germinate_nb.render.timeline import CRITICAL_COLOR, critical_path
+    from tests.resources.models import X
+
+    s = State("gantt")
+
+    @s.task()
+    def fast(input: X) -> X:
+        return input
+
+    @s.task()
+    def slow(input: X) -> X:
+        time.sleep(0.05)
+        return input
+
+    @s.task()
+    def after(input: X) -> X:
+        return input
+
+    @s.task()
+    def lone(input: X) -> X:
+        raise ValueError("no")
+
+    [fast, slow] >> after
+    result = run(s, {"x": 1})
+    fig = result.timeline()
+    (bars,) = [c for c in fig.axes[0].collections if c.get_gid() == "bars"]
+    assert len(bars.get_paths()) == 4  # one bar per task run
+    assert critical_path(result) == ["slow", "after"]
+    edges = [tuple(round(v, 3) for v in c) for c in bars.get_edgecolors()]
+    from matplotlib.colors import to_rgba
+
+    assert edges.count(tuple(round(v, 3) for v in to_rgba(CRITICAL_COLOR))) == 2
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert all(label.startswith("germinate-worker-") for label in labels)
