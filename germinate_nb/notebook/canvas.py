@@ -77,6 +77,8 @@ class DagCanvas(anywidget.AnyWidget):
         self._geo: Geometry | None = None
         self._index: dict[str, int] = {}
         self._focus_callbacks: list[Callable[[str], Any]] = []
+        self._view_callbacks: list[Callable[[int], Any]] = []
+        self.views = 0  # pages showing this picture (a "hello" each, a "bye" when removed)
         self.on_msg(self._on_page_msg)
 
     # -- the picture ---------------------------------------------------------------------------
@@ -182,6 +184,10 @@ class DagCanvas(anywidget.AnyWidget):
         """Call ``callback(name)`` when a task is double-clicked."""
         self._focus_callbacks.append(callback)
 
+    def on_views(self, callback: Callable[[int], Any]) -> None:
+        """Call ``callback(views)`` when a page starts or stops showing the picture."""
+        self._view_callbacks.append(callback)
+
     def node_xy(self, name: str) -> tuple[float, float]:
         """The task's centre as fractions (0-1) of the picture's width and height, in view.
 
@@ -220,7 +226,14 @@ class DagCanvas(anywidget.AnyWidget):
             return
         kind = content.get("type")
         if kind == "hello":  # a view (re)started: it needs every status
+            self.views += 1
             self._send_snapshot()
+            for callback in list(self._view_callbacks):
+                callback(self.views)
+        elif kind == "bye":
+            self.views = max(0, self.views - 1)
+            for callback in list(self._view_callbacks):
+                callback(self.views)
         elif kind == "focus":
             name = content.get("name", "")
             if name in self._index:

@@ -197,6 +197,7 @@ class DagExplorer(widgets.VBox):
         self.view_selector.observe(self._on_view_selector_change, names="value")
         self.graph.observe(self._on_graph_selected_change, names="selected")
         self.graph.on_focus(self._on_graph_focus)
+        self.graph.on_views(self._on_views_change)
         tools: list[widgets.Widget] = [
             self.state_selector,
             self.run_button,
@@ -483,6 +484,15 @@ class DagExplorer(widgets.VBox):
         name = change["new"]
         if name and name != self.selected and self.state is not None and name in self.state:
             self.select(name)
+
+    @_guard
+    def _on_views_change(self, views: int) -> None:
+        """Follow runs only while the explorer is on screen (its output cleared: unsubscribe)."""
+        if views == 0:
+            self.follower.pause()
+        elif not self.follower.following:
+            self.follower.resume()
+            self._load_state(self.state_name)  # catch up with what happened meanwhile
 
     @_guard
     def _on_graph_focus(self, name: str) -> None:

@@ -165,8 +165,24 @@ class RunFollower:
                 busy = False
             del explorer
 
+    def pause(self) -> None:
+        """Stop hearing runs until :meth:`resume` (nothing of the explorer is on screen)."""
+        observers = self._registry.run_observers
+        if self in observers:
+            observers.remove(self)
+
+    def resume(self) -> None:
+        """Hear runs again (the explorer is on screen again)."""
+        if not self._stopped.is_set() and self not in self._registry.run_observers:
+            self._registry.run_observers.append(self)
+
+    @property
+    def following(self) -> bool:
+        """Is the follower hearing runs?"""
+        return self in self._registry.run_observers
+
     def stop(self) -> None:
-        """Stop following (the explorer is closed or gone)."""
+        """Stop following for good (the explorer is closed or gone)."""
         self._stopped.set()
         self._wake.set()
         observers = self._registry.run_observers

@@ -292,3 +292,20 @@ def test_remove_task_from_the_explorer(design):
     while ex.graph.names != "tokenize" and time.time() < deadline:
         time.sleep(0.05)
     assert ex.graph.names == "tokenize" and ex.selected == ""
+
+
+def test_an_explorer_whose_output_is_cleared_stops_following_runs(design, fresh_registry):
+    ex = explore(design)
+    page = {"type": "hello"}
+    ex.graph._on_page_msg(ex.graph, page, [])  # shown
+    assert fresh_registry.run_observers == [ex.follower]
+    ex.graph._on_page_msg(ex.graph, {"type": "bye"}, [])  # its output cleared
+    assert fresh_registry.run_observers == []
+    result = run(design, {"text": "a b"})
+    assert ex.last_result is None  # not followed while off screen
+    ex.graph._on_page_msg(ex.graph, page, [])  # shown again: follows and catches up
+    assert fresh_registry.run_observers == [ex.follower]
+    assert ex.last_result is result and ex.statuses == {
+        "tokenize": "succeeded",
+        "count": "succeeded",
+    }

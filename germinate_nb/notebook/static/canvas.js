@@ -556,6 +556,7 @@ function render({ model, el }) {
   model.send({ type: "hello" });
 
   return () => {
+    model.send({ type: "bye" }); // this view is gone (its output cleared or re-rendered)
     model.off("msg:custom", onMsg);
     ro.disconnect();
     themeObs.disconnect();
