@@ -228,14 +228,16 @@ class DagCanvas(anywidget.AnyWidget):
         if kind == "hello":  # a view (re)started: it needs every status
             self.views += 1
             self._send_snapshot()
-            for callback in list(self._view_callbacks):
-                callback(self.views)
+            self._tell_views()
         elif kind == "bye":
             self.views = max(0, self.views - 1)
-            for callback in list(self._view_callbacks):
-                callback(self.views)
+            self._tell_views()
         elif kind == "focus":
             name = content.get("name", "")
             if name in self._index:
-                for callback in list(self._focus_callbacks):
-                    callback(name)
+                for on_focus in list(self._focus_callbacks):
+                    on_focus(name)
+
+    def _tell_views(self) -> None:
+        for on_views in list(self._view_callbacks):
+            on_views(self.views)
