@@ -2,119 +2,31 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.e2e.lab import ARGS, CHROMIUM, Lab, start_lab
+
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Lab:
-    def __init__(self, root: Path, port: int, token: str, proc: subprocess.Popen) -> None:
-        self.root, self.port, self.token, self.proc = root, port, token, proc
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}?token={self.token}"
-
-    def api(self, path: str, method: str = "GET"):
-        req = urllib.request.Request(self.url(f"api/{path}"), method=method)
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            body = resp.read()
-        return json.loads(body) if body else None
-
-    def shutdown_kernels(self) -> None:
-        for kernel in self.api("kernels"):
-            self.api(f"kernels/{kernel['id']}", method="DELETE")
+__all__ = ["ARGS", "CHROMIUM", "REPO", "Lab", "copy_notebook", "open_notebook", "run_all"]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    base = tmp_path_factory.mktemp("lab")
-    dirs = {name: base / name for name in ("config", "runtime", "ipython", "root")}
-    for d in dirs.values():
-        d.mkdir()
-    (dirs["config"] / "labconfig").mkdir()
-    (dirs["config"] / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
-    )
-    port, token = _free_port(), uuid.uuid4().hex
-    env = dict(
-        os.environ,
-        JUPYTER_CONFIG_DIR=str(dirs["config"]),
-        JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-        IPYTHONDIR=str(dirs["ipython"]),
-        MPLBACKEND="Agg",
-    )
-    log = open(base / "lab.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--ServerApp.token={token}",
-            "--allow-root",
-            f"--ServerApp.root_dir={dirs['root']}",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Lab(dirs["root"], port, token, proc)
-    deadline = time.time() + 90
-    while True:
-        try:
-            server.api("status")
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail(f"JupyterLab did not start:\n{(base / 'lab.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+    try:
+        server = start_lab(tmp_path_factory.mktemp("lab"))
+    except RuntimeError as err:
+        pytest.fail(str(err))
     yield server
-    try:
-        server.shutdown_kernels()
-    except OSError:
-        pass
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    server.stop()
 
 
 @pytest.fixture(scope="module")
