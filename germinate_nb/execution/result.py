@@ -172,6 +172,9 @@ class RunResult:
     ``status`` is ``succeeded`` when every task succeeded or was reused, ``failed`` when any
     failed or was skipped, and ``cancelled`` when the run was stopped. ``background`` names
     the sync tasks that were cancelled while their code went on running in a thread.
+    ``store`` is the :class:`~germinate_nb.execution.store.RunStore` the run is recorded in
+    (None: in memory only); ``store.runs(state)`` and ``store.task_runs(run_id)`` read the
+    history, across kernel restarts.
     """
 
     state: str
@@ -182,6 +185,7 @@ class RunResult:
     observer_errors: list[str] = field(default_factory=list)
     background: list[str] = field(default_factory=list)
     run_id: str = ""
+    store: Any = field(default=None, repr=False, compare=False)
     _outputs: Mapping[str, BaseModel] | None = field(default=None, repr=False, compare=False)
 
     @property
