@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from germinate_nb.errors import GerminateError
 from germinate_nb.execution import store_rows as rows
@@ -39,6 +39,10 @@ from germinate_nb.execution.store_writer import (
     run_ended,
     run_started,
 )
+
+if TYPE_CHECKING:
+    from germinate_nb.core.state import State
+    from germinate_nb.execution.result import RunResult
 
 __all__ = [
     "DEFAULT_PATH",
@@ -230,12 +234,8 @@ class RunStore(StoreWriter):
 
         Single lookups only know the keys read so far and those this process wrote; a run
         calls this once (on its first lookup), so it sees what another kernel or
-        ``germinate-nb run`` recorded meanwhile. Rows this process queued and the writer has
-        not written yet (a previous run's, held back while runs go on) are written first, so
-        they can be found. Never warns.
+        ``germinate-nb run`` recorded meanwhile. Never warns.
         """
-        if self._queue:
-            self._flush(10.0)
         if self._keys is not None:
             self._query(lambda c: self._refresh_keys(c, state), None)
 
@@ -342,6 +342,12 @@ class RunStore(StoreWriter):
         )
         raise LookupError(msg)
 
+    def load_result(self, run_id: str, state: State | None = None) -> RunResult | None:
+        """A past run as a :class:`RunResult` (see :func:`store_history.load_result`)."""
+        from germinate_nb.execution.store_history import load_result
+
+        return load_result(self, run_id, state)
+
     def forget(self, state: str | None = None) -> int:
         """Make the stored outputs of ``state`` (or of every state) never reused again.
 
@@ -416,16 +422,19 @@ class ReuseLookup:
     """The store's reuse lookups for one run of one state: what ``Job.store`` holds.
 
     Called from the engine's worker threads, never from the scheduler; never warns, never
-    raises. The first lookup of the run catches up with what other processes recorded.
+    raises. The first lookup of the run catches up with what other processes recorded, and
+    first writes the rows this process had queued before the run began (an earlier run's,
+    which the writer held back), so they can be found.
     """
 
-    __slots__ = ("_caught_up", "_lock", "state", "store")
+    __slots__ = ("_caught_up", "_lock", "_write_first", "state", "store")
 
     def __init__(self, store: RunStore, state: str) -> None:
         self.store = store
         self.state = state
         self._caught_up = False
         self._lock = threading.Lock()
+        self._write_first = bool(store._queue)  # made before the run queues its own rows
 
     def lookup(self, task: str, fingerprint: str, input_key: Any) -> str | None:
         """The stored output JSON of ``task`` run with this code and this input, or None.
@@ -439,6 +448,8 @@ class ReuseLookup:
         if not self._caught_up:
             with self._lock:
                 if not self._caught_up:
+                    if self._write_first:
+                        self.store._flush(10.0)
                     self.store.catch_up(self.state)
                     self._caught_up = True
         return self.store.lookup_quietly(self.state, task, fingerprint, digest)

@@ -397,7 +397,9 @@ def test_a_store_locked_while_writing_warns_once_after_the_run(path):
         store.close(warn=False)
 
 
-def test_the_writer_waits_for_the_run_to_end(path, monkeypatch):
+@pytest.mark.parametrize("reuse", [False, True])
+def test_the_writer_waits_for_the_run_to_end(path, reuse):
+    resolve_store(path).flush()  # an idle store: nothing queued before the run
     seen: list[int] = []
     s = State("waits")
 
@@ -413,9 +415,22 @@ def test_the_writer_waits_for_the_run_to_end(path, monkeypatch):
         return input
 
     first >> second
-    result = run(s, {"text": "x"}, store=path)
+    result = run(s, {"text": "x"}, store=path, reuse=reuse)
     assert seen == [0]
     assert [r.task for r in result.store.task_runs(result.run_id)] == ["first", "second"]
+
+
+def test_rows_an_earlier_run_left_queued_are_found_by_the_next_runs_lookups(path):
+    store = RunStore.open(path, interval=60.0)  # a writer that would sit on the rows a minute
+    try:
+        run(design(), {"text": "a b"}, store=store)
+        assert store._queue  # not written yet
+        restart()
+        CALLS.clear()
+        result = run(design(), {"text": "a b"}, reuse=True, store=store)
+        assert CALLS == [] and set(statuses(result).values()) == {"cached"}
+    finally:
+        store.close()
 
 
 def test_a_long_run_has_its_rows_written_after_max_delay(path, monkeypatch):
@@ -460,3 +475,30 @@ def test_resolve_store_gives_the_store_runs_use(path):
     store = resolve_store(path)
     result = run(design(), {"text": "a"}, store=str(path))
     assert result.store is store
+
+
+# -- history as RunResults ------------------------------------------------------------------
+
+
+def test_a_past_run_loads_back_as_a_run_result_after_a_restart(path):
+    live = run(design(fail="count"), {"text": "a b"}, store=path)
+    restart()
+    s = design()
+    past = live.store.load_result(live.run_id[:5], state=s)
+    assert past.run_id == live.run_id and past.store is live.store
+    assert (past.state, past.status) == ("design", "failed")
+    assert past.duration == pytest.approx(live.duration, abs=0.05)
+    assert list(past.task_runs) == ["tokenize", "count", "report", "side"]  # declared order
+    assert statuses(past) == statuses(live)
+    assert type(past.outputs["tokenize"]) is T and past.outputs["tokenize"] == T(tokens=["a", "b"])
+    count = past.task_runs["count"]
+    assert (count.error.type, count.error.message) == ("ValueError", "boom in count")
+    assert count.error.traceback.startswith("Traceback (most recent call last):")
+    assert count.error.traceback == live.task_runs["count"].error.traceback
+    assert past.task_runs["report"].skipped_because == "count"
+    assert past.task_runs["tokenize"].log == "splitting 'a b'\n"
+    assert past.task_runs["side"].start_time == live.task_runs["side"].start_time
+    loose = live.store.load_result(live.run_id)  # without the state: fields as they were
+    assert loose.outputs["side"].tokens == ["a", "b"] and type(loose.outputs["side"]) is not T
+    assert live.store.load_result("nope") is None
+    assert "Run of design: failed" in past._repr_html_()
