@@ -552,7 +552,13 @@ def test_the_store_holds_json_and_text_never_pickles(tmp_path):
     }
     assert types <= {"TEXT", "REAL", "INTEGER"}
     banned = {"pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve"}
-    for name in ("store.py", "store_rows.py", "store_schema.py", "store_writer.py"):
+    for name in (
+        "store.py",
+        "store_rows.py",
+        "store_schema.py",
+        "store_writer.py",
+        "store_history.py",
+    ):
         tree = ast.parse((ROOT / "germinate_nb" / "execution" / name).read_text())
         imported = set()
         for node in ast.walk(tree):
