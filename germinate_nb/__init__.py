@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from germinate_nb.core.executor import BaseTaskExecutor, Depends, TaskExecutor, resolve_dependencies
+from germinate_nb.core.executor import (
+    BaseTaskExecutor,
+    Depends,
+    TaskExecutor,
+    resolve_dependencies,
+    resolve_dependencies_wrapper,
+)
 from germinate_nb.core.registry import TaskKey, TaskRegistry, use_registry
 from germinate_nb.core.schema import get_io_schemas
 from germinate_nb.core.snapshot import DagSnapshot
-from germinate_nb.core.state import Condition, State, Transition, task_decorator_factory
+from germinate_nb.core.state import (
+    Condition,
+    ConditionResult,
+    State,
+    Transition,
+    task_decorator_factory,
+)
 from germinate_nb.core.task import TaskDefinition
 from germinate_nb.core.validate import Problem, validate
 from germinate_nb.core.workflow import Workflow
@@ -28,6 +40,7 @@ from germinate_nb.errors import (
     TaskCancelledError,
     TaskInputError,
     TaskOutputError,
+    UnknownExecutorError,
     UnknownTaskError,
     WorkflowLimitError,
 )
@@ -63,6 +76,7 @@ __all__ = [
     "Backend",
     "BaseTaskExecutor",
     "Condition",
+    "ConditionResult",
     "DagCycleError",
     "DagExplorer",
     "DagSnapshot",
@@ -98,6 +112,7 @@ __all__ = [
     "TaskRun",
     "TaskStatus",
     "Transition",
+    "UnknownExecutorError",
     "UnknownTaskError",
     "Workflow",
     "WorkflowLimitError",
@@ -112,6 +127,7 @@ __all__ = [
     "is_dag",
     "load_ipython_extension",
     "resolve_dependencies",
+    "resolve_dependencies_wrapper",
     "resolve_store",
     "run",
     "run_workflow",

@@ -38,6 +38,16 @@ class UnknownTaskError(GerminateError, LookupError):
         self.name = name
 
 
+class UnknownExecutorError(UnknownTaskError, KeyError):
+    """No executor is registered under a name (also a ``KeyError``, as the seed raised).
+
+    ``str()`` is the plain message: ``KeyError`` would quote it.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class DagCycleError(GerminateError, ValueError, TypeError):
     """The tasks of a state do not form a DAG (also a ``TypeError``, as the seed raised)."""
 

@@ -13,7 +13,26 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["BaseTaskExecutor", "Depends", "TaskExecutor", "resolve_dependencies"]
+__all__ = [
+    "BaseTaskExecutor",
+    "Depends",
+    "TaskExecutor",
+    "dependency_values",
+    "executor_name_for",
+    "resolve_dependencies",
+    "resolve_dependencies_wrapper",
+]
+
+
+def executor_name_for(task_name: str) -> str:
+    """The seed's executor naming: ``<task>_executor`` unless it already ends in ``executor``.
+
+    Examples
+    --------
+    >>> executor_name_for("tokenize"), executor_name_for("my_executor")
+    ('tokenize_executor', 'my_executor')
+    """
+    return task_name if task_name.endswith("executor") else f"{task_name}_executor"
 
 
 class BaseTaskExecutor(ABC):
@@ -34,6 +53,7 @@ class Depends:
 
     Factories are resolved once per run and shared by all the tasks of that run that ask for
     the same factory with the same arguments (the seed cached them process-wide, forever).
+    Calling a ``Depends`` (``Depends(factory)()``), as the seed allowed, calls the factory.
 
     Examples
     --------
@@ -41,8 +61,10 @@ class Depends:
     ...     return {"url": url}
     >>> def task(input=None, client=Depends(make_client, "db://")):
     ...     return client
-    >>> resolve_dependencies(task)
-    {'client': {'url': 'db://'}}
+    >>> resolve_dependencies(task).arguments["client"]
+    {'url': 'db://'}
+    >>> Depends(make_client)()
+    {'url': 'mem://'}
     """
 
     def __init__(self, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -66,6 +88,10 @@ class Depends:
     def resolve(self) -> Any:
         """Call the factory."""
         return self.factory(*self.args, **self.kwargs)
+
+    def __call__(self) -> Any:
+        """Call the factory and return its value (the seed's spelling of :meth:`resolve`)."""
+        return self.resolve()
 
     def __repr__(self) -> str:
         name = getattr(self.factory, "__qualname__", repr(self.factory))
@@ -146,7 +172,7 @@ def _first_positional(func: Callable[..., Any], name: str) -> bool:
 _INFER: Any = object()
 
 
-def resolve_dependencies(
+def dependency_values(
     func: Callable[..., Any], cache: DependencyCache | None = None
 ) -> dict[str, Any]:
     """Resolve the ``Depends`` parameters of ``func`` into keyword arguments.
@@ -167,6 +193,65 @@ def resolve_dependencies(
     return {name: cache.get(dep) for name, dep in dependency_parameters(func).items()}
 
 
+def resolve_dependencies(
+    func: Callable[..., Any], *args: Any, **kwargs: Any
+) -> inspect.BoundArguments:
+    """Bind ``args`` and ``kwargs`` to ``func``, apply defaults and resolve every ``Depends``.
+
+    The seed's signature and return value: call ``func(*bound.args, **bound.kwargs)``. Each
+    ``Depends`` is resolved by calling its factory (the engine, instead, resolves them once
+    per run).
+
+    Raises
+    ------
+    TypeError
+        When the arguments do not fit the signature of ``func``.
+
+    Examples
+    --------
+    >>> def task(input, n=Depends(int, "7")):
+    ...     return input, n
+    >>> bound = resolve_dependencies(task, "in")
+    >>> task(*bound.args, **bound.kwargs)
+    ('in', 7)
+    """
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    for name, value in bound.arguments.items():
+        if isinstance(value, Depends):
+            bound.arguments[name] = value()
+    return bound
+
+
+def resolve_dependencies_wrapper(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``func`` so each call binds its arguments and resolves its ``Depends`` (the seed's).
+
+    An ``async def`` function gives an ``async def`` wrapper.
+
+    Examples
+    --------
+    >>> def task(input, n=Depends(int, "7")):
+    ...     return input, n
+    >>> resolve_dependencies_wrapper(task)("in")
+    ('in', 7)
+    """
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            bound = resolve_dependencies(func, *args, **kwargs)
+            return await func(*bound.args, **bound.kwargs)
+
+        return awrapper
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = resolve_dependencies(func, *args, **kwargs)
+        return func(*bound.args, **bound.kwargs)
+
+    return wrapper
+
+
 class TaskExecutor(BaseTaskExecutor):
     """Executes one task: the user's callable with its input and output schemas.
 
@@ -185,7 +270,11 @@ class TaskExecutor(BaseTaskExecutor):
     input_param
         The parameter that receives the task input: by default the one called ``input``, else
         the first parameter that is not a ``Depends`` (None: the function takes no input).
+
+    ``kind`` is ``"task"`` (``"condition"`` for the executor of a state's condition).
     """
+
+    kind: str = "task"
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from germinate_nb.core.executor import TaskExecutor
-from germinate_nb.errors import RegistryCollisionError, UnknownTaskError
+from germinate_nb.errors import RegistryCollisionError, UnknownExecutorError, UnknownTaskError
 
 if TYPE_CHECKING:
     from germinate_nb.core.state import State
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["TaskKey", "TaskRegistry", "use_registry"]
 
 T = TypeVar("T")
+HISTORY_LENGTH = 20
+"""Runs of each state kept in memory for the explorer's history."""
 _log = logging.getLogger("germinate_nb")
 
 
@@ -80,6 +83,7 @@ class TaskRegistry:
         self._listeners: list[ChangeCallback] = []
         self.cache: dict[tuple[str, str], Any] = {}
         self.last_results: dict[str, Any] = {}
+        self.run_history: dict[str, deque[Any]] = {}  # state -> its last HISTORY_LENGTH runs
         self.version = 0
         self.default_state: str | None = None
         self.run_observers: list[Any] = []  # see every run of this registry's states
@@ -136,31 +140,47 @@ class TaskRegistry:
 
     @_hybridmethod
     def get_executor(self, executor_name: str) -> TaskExecutor:
-        """Get an executor by its registered name, ``"namespace.name"``."""
+        """Get an executor by its registered name, ``"namespace.name"``.
+
+        The name is split on its last dot, so dotted namespaces work:
+        ``get_executor("agents.ideate.pm_executor")`` looks up ``pm_executor`` in
+        ``agents.ideate``.
+
+        Raises
+        ------
+        UnknownExecutorError
+            When nothing is registered under that name (also a ``KeyError``, as in the seed).
+        """
         if "." not in executor_name:
             msg = (
                 f"executor name '{executor_name}' has no namespace. "
                 "Use 'namespace.name', e.g. 'agent.tokenize_executor'."
             )
-            raise UnknownTaskError(msg, name=executor_name)
-        namespace, name = executor_name.split(sep=".", maxsplit=1)
+            raise UnknownExecutorError(msg, name=executor_name)
+        namespace, name = executor_name.rsplit(sep=".", maxsplit=1)
         result: TaskExecutor = self.get(namespace=namespace, name=name)
         return result
 
     @_hybridmethod
     def get(self, namespace: str, name: str) -> TaskExecutor:
-        """Get a registered task executor."""
+        """Get a registered task executor.
+
+        Raises
+        ------
+        UnknownExecutorError
+            When the namespace or the name is not registered (also a ``KeyError``).
+        """
         if namespace not in self._namespaces:
             known = ", ".join(sorted(self._namespaces)) or "none"
             msg = f"no such namespace '{namespace}' (registered namespaces: {known})."
-            raise UnknownTaskError(msg, name=namespace)
+            raise UnknownExecutorError(msg, name=namespace)
         key = TaskKey(namespace=namespace, name=name)
         if key not in self._tasks:
             names = [k.name for k in self._tasks if k.namespace == namespace]
             msg = f"no task executor registered as '{namespace}.{name}'." + did_you_mean(
                 name, names
             )
-            raise UnknownTaskError(msg, name=f"{namespace}.{name}")
+            raise UnknownExecutorError(msg, name=f"{namespace}.{name}")
         return self._tasks[key]
 
     @_hybridmethod
@@ -191,9 +211,17 @@ class TaskRegistry:
         self.states.clear()
         self.cache.clear()
         self.last_results.clear()
+        self.run_history.clear()
         self.default_state = None
         self.version += 1
         self.notify("reset", None, None)
+
+    def remember_run(self, result: Any) -> None:
+        """Keep a finished run in its state's history (the last ``HISTORY_LENGTH``)."""
+        runs = self.run_history.get(result.state)
+        if runs is None:
+            runs = self.run_history[result.state] = deque(maxlen=HISTORY_LENGTH)
+        runs.append(result)
 
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback(kind, state, task)`` on every change; returns an unsubscribe function."""

@@ -21,6 +21,7 @@ __all__ = [
     "is_compatible",
     "is_model",
     "is_plain_model",
+    "resolve_type_hints",
     "type_name",
 ]
 
@@ -127,7 +128,7 @@ def get_io_schemas(
     name = task or getattr(func, "__name__", repr(func))
     param = input_parameter(func)
     try:
-        hints = _type_hints(func)
+        hints = resolve_type_hints(func)
     except Exception as err:
         msg = (
             f"cannot resolve the annotations of task '{name}': {type(err).__name__}: {err}. "
@@ -160,7 +161,7 @@ def get_io_schemas(
     return input_schema, output
 
 
-def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+def resolve_type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     """``get_type_hints``, retried with the declaring scope's locals for string annotations.
 
     With ``from __future__ import annotations``, a model defined inside a function is only a

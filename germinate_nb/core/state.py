@@ -2,33 +2,45 @@
 
 from __future__ import annotations
 
-import inspect
 import keyword
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
-from pydantic import BaseModel
-
-from germinate_nb.core.executor import TaskExecutor, input_parameter
+from germinate_nb.core.conditions import (
+    CONDITIONS_NAMESPACE,
+    Condition,
+    ConditionExecutor,
+    ConditionResult,
+    Transition,
+)
+from germinate_nb.core.executor import TaskExecutor, executor_name_for, input_parameter
 from germinate_nb.core.registry import TaskRegistry, did_you_mean
-from germinate_nb.core.schema import get_io_schemas, is_model
+from germinate_nb.core.schema import get_io_schemas
 from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.task import TaskDefinition
-from germinate_nb.errors import DeclarationError, UnknownTaskError
+from germinate_nb.errors import DeclarationError, RegistryCollisionError, UnknownTaskError
 
 if TYPE_CHECKING:
     import networkx as nx
 
     from germinate_nb.core.validate import Problem
 
-__all__ = ["Condition", "State", "Transition", "task_decorator_factory"]
+__all__ = [
+    "Condition",
+    "ConditionExecutor",
+    "ConditionResult",
+    "State",
+    "Transition",
+    "executor_name_for",
+    "task_decorator_factory",
+]
 
 TaskFunc = Callable[..., Any]
+DEFAULT_NAMESPACE = "agent"
+"""The seed's namespace of ``@state.task()``."""
 
-
-def executor_name_for(func_name: str) -> str:
-    """The seed's executor naming: ``<func>_executor`` unless it already ends in ``executor``."""
-    return func_name if func_name.endswith("executor") else f"{func_name}_executor"
+# changes to a state's tasks that may change which tasks are its sinks
+_STRUCTURE = frozenset(("added", "redefined", "removed", "edges"))
 
 
 def check_identifier(name: str, what: str = "task") -> None:
@@ -39,6 +51,17 @@ def check_identifier(name: str, what: str = "task") -> None:
             "Use letters, digits and underscores, not starting with a digit."
         )
         raise DeclarationError(msg, task=str(name))
+
+
+def check_namespace(namespace: str) -> None:
+    """Refuse namespaces that are not identifiers joined by dots (``agents.ideate`` is fine)."""
+    parts = namespace.split(".") if isinstance(namespace, str) else [namespace]
+    if not all(isinstance(p, str) and p.isidentifier() and not keyword.iskeyword(p) for p in parts):
+        msg = (
+            f"namespace {namespace!r} is not a dotted Python name. Use identifiers joined by "
+            "dots, e.g. 'agent' or 'agents.ideate'."
+        )
+        raise DeclarationError(msg, task=str(namespace))
 
 
 def task_decorator_factory(namespace: str, state: State) -> Callable[[TaskFunc], TaskDefinition]:
@@ -62,64 +85,6 @@ def task_decorator_factory(namespace: str, state: State) -> Callable[[TaskFunc],
         return state.define_task(name, executor)
 
     return decorate
-
-
-class Condition:
-    """A named predicate over a state's final output, used to pick the next state."""
-
-    def __init__(self, name: str, func: Callable[..., Any], state: State | None = None) -> None:
-        self.name = name
-        self.func = func
-        self.state = state
-
-    def __call__(self, output: Any) -> bool:
-        """Evaluate the condition on a state's merged output (validated into its annotation)."""
-        param = input_parameter(self.func)
-        if param is not None:
-            annotation = inspect.signature(self.func).parameters[param].annotation
-            if isinstance(annotation, str):
-                import typing
-
-                annotation = typing.get_type_hints(self.func).get(param, inspect.Parameter.empty)
-            if is_model(annotation):
-                data = output.model_dump() if isinstance(output, BaseModel) else output
-                output = annotation.model_validate(data)
-            return bool(self.func(output))
-        return bool(self.func())
-
-    def __repr__(self) -> str:
-        state = f"{self.state.name}." if self.state else ""
-        return f"<Condition: {state}{self.name}>"
-
-
-class Transition:
-    """An edge of a workflow's state machine: ``(source & condition) >> target``."""
-
-    def __init__(self, source: State, condition: Condition, target: State) -> None:
-        self.source = source
-        self.condition = condition
-        self.target = target
-
-    def __repr__(self) -> str:
-        return f"<Transition: {self.source.name} -[{self.condition.name}]-> {self.target.name}>"
-
-
-class _GuardedState:
-    """``state & condition``, waiting for ``>> target``."""
-
-    def __init__(self, state: State, condition: Condition) -> None:
-        self.state = state
-        self.condition = condition
-
-    def __rshift__(self, target: State) -> State:
-        if not isinstance(target, State):
-            msg = (
-                f"({self.state.name} & {self.condition.name}) >> needs a State on the right, "
-                f"got {type(target).__name__}."
-            )
-            raise DeclarationError(msg)
-        self.state.add_transition(Transition(self.state, self.condition, target))
-        return target
 
 
 class State:
@@ -162,50 +127,48 @@ class State:
         self.name = name
         self.registry = registry or TaskRegistry.default()
         self._tasks: dict[str, TaskDefinition] = {}
-        self.conditions: dict[str, Condition] = {}
-        self.transitions: list[Transition] = []
+        self._conditions: list[Condition] = []
         self.version = 0
         self._snapshot: DagSnapshot | None = None
+        self._built = False  # condition tasks placed; kept in place on every change after that
+        self._placing = False
         self._initialised = True
         self.registry.add_state(self)
 
     def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (self.name,), {}
 
-    # -- declaring ---------------------------------------------------------------------
+    # -- declaring tasks -----------------------------------------------------------------
 
     @overload
-    def task(self, func: TaskFunc, *, namespace: str = ...) -> TaskDefinition: ...
+    def task(self, func: TaskFunc, *, namespace: str | None = ...) -> TaskDefinition: ...
 
     @overload
     def task(
-        self, func: None = ..., *, namespace: str = ...
+        self, func: str | None = ..., *, namespace: str | None = ...
     ) -> Callable[[TaskFunc], TaskDefinition]: ...
 
     def task(
-        self, func: TaskFunc | None = None, *, namespace: str = "agent"
+        self, func: TaskFunc | str | None = None, *, namespace: str | None = None
     ) -> TaskDefinition | Callable[[TaskFunc], TaskDefinition]:
-        """Decorate a function to declare it as a task of this state (``@state.task()``)."""
+        """Decorate a function to declare it as a task of this state.
+
+        ``@state.task()`` uses the namespace ``"agent"``; ``@state.task("tools")`` (the seed's
+        positional form) or ``@state.task(namespace="agents.ideate")`` another one. Dotted
+        namespaces are fine: the registered name is ``"<namespace>.<function>_executor"``.
+        """
         if isinstance(func, str):
-            msg = (
-                f"@{self.name}.task({func!r}): the namespace is keyword-only. "
-                f"Write @{self.name}.task(namespace={func!r})."
-            )
-            raise DeclarationError(msg)
-        check_identifier(namespace, "namespace")
+            if namespace is not None and namespace != func:
+                msg = (
+                    f"@{self.name}.task({func!r}, namespace={namespace!r}) gives the namespace "
+                    "twice. Give it once."
+                )
+                raise DeclarationError(msg)
+            namespace, func = func, None
+        namespace = DEFAULT_NAMESPACE if namespace is None else namespace
+        check_namespace(namespace)
         decorator = task_decorator_factory(namespace, self)
         return decorator(func) if func is not None else decorator
-
-    def condition(self, func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
-        """Decorate a predicate over this state's output (``@state.condition()``)."""
-
-        def decorate(f: Callable[..., Any]) -> Condition:
-            cond = Condition(name or f.__name__, f, self)
-            self.conditions[cond.name] = cond
-            self._touch(None, "condition")
-            return cond
-
-        return decorate(func) if func is not None else decorate
 
     def define_task(
         self,
@@ -219,6 +182,7 @@ class State:
         With ``parents`` (names of tasks of this state) the task's parents become exactly those.
         """
         check_identifier(name)
+        self._refuse_condition_name(name)
         parent_tasks = [self.get(p) for p in parents] if parents is not None else None
         existing = self._tasks.get(name)
         if parent_tasks is not None and existing is not None and existing in parent_tasks:
@@ -247,9 +211,12 @@ class State:
     def add_task(self, task: TaskDefinition) -> TaskDefinition:
         """Add a task to this state; a task of the same name is replaced in place.
 
+        The task's executor (``TaskDefinition(name, executor=...)``) is registered; a task
+        naming a registered executor (``executor_name="ns.name"``) finds it when it runs.
         Returns the task kept in the state (the existing object when it was a redefinition).
         """
         check_identifier(task.name)
+        self._refuse_condition_name(task.name)
         existing = self._tasks.get(task.name)
         if task.executor is not None:
             ex = task.executor
@@ -271,49 +238,295 @@ class State:
         return existing
 
     def remove_task(self, name: str) -> None:
-        """Remove task ``name`` and its edges."""
+        """Remove task ``name`` and its edges (a condition's task: the condition itself)."""
         task = self.get(name)
+        condition = self._condition_of_task(name)
+        if condition is not None:
+            self.remove_condition(condition.name)
+            return
         task.unlink()
         del self._tasks[name]
         if task.executor is not None:
             self.registry.unregister(task.executor.namespace, task.executor.name)
         self._touch(task, "removed")
 
-    def add_transition(self, transition: Transition) -> None:
-        """Add (or replace, by condition name) a transition out of this state."""
-        self.transitions = [
-            t for t in self.transitions if t.condition.name != transition.condition.name
-        ]
-        self.transitions.append(transition)
-        self._touch(None, "transition")
+    def _refuse_condition_name(self, name: str) -> None:
+        condition = self._condition_of_task(name)
+        if condition is not None:
+            msg = (
+                f"task '{name}' in state '{self.name}' has the name of the task of condition "
+                f"'{condition.name}', which evaluates the condition after the state's tasks. "
+                "Rename the task or the condition."
+            )
+            raise DeclarationError(msg, task=name)
 
-    def clear(self) -> None:
-        """Remove every task, condition and transition of this state."""
-        for name in list(self._tasks):
-            self.remove_task(name)
-        self.conditions.clear()
-        self.transitions.clear()
-        self._touch(None, "cleared")
+    # -- declaring conditions and transitions --------------------------------------------
 
-    def __and__(self, condition: Condition) -> _GuardedState:
+    def condition(
+        self,
+        func: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        namespace: str = CONDITIONS_NAMESPACE,
+    ) -> Any:
+        """Decorate a predicate over this state's output (``@state.condition()``).
+
+        The predicate takes the state's output (the merged outputs of its sink tasks, validated
+        into its annotated model; without annotation, a model with those fields as attributes)
+        and returns a bool. It may be ``async def`` and take ``Depends(...)`` parameters. Its
+        executor is registered as ``"transition_conditions.<name>_executor"``, as in the seed;
+        ``state.build()`` turns it into a task in the state's last phase. Declaring a condition
+        of the same name again replaces it in place (its transition is kept).
+
+        Returns the :class:`Condition`, for ``(state & condition) >> other_state``.
+        """
+
+        def decorate(f: Callable[..., Any]) -> Condition:
+            cond_name = name or getattr(f, "__name__", None)
+            if not isinstance(cond_name, str) or not cond_name:
+                msg = (
+                    f"@{self.name}.condition() needs a function with a name, got "
+                    f"{type(f).__name__}. Pass name='...'."
+                )
+                raise DeclarationError(msg)
+            check_namespace(namespace)
+            return self._define_condition(Condition(cond_name, f, self, namespace=namespace))
+
+        return decorate(func) if func is not None else decorate
+
+    def _define_condition(self, new: Condition) -> Condition:
+        name, func = new.name, new.func
+        task_name = new.task.name
+        existing = self._find_condition(name)
+        clash = next(
+            (c for c in self._conditions if c.task.name == task_name and c is not existing), None
+        )
+        if clash is not None:
+            msg = (
+                f"conditions '{clash.name}' and '{name}' of state '{self.name}' would both be "
+                f"evaluated by a task called '{task_name}'. Give one of them another name."
+            )
+            raise DeclarationError(msg, task=task_name)
+        if task_name in self._tasks and self._condition_of_task(task_name) is None:
+            msg = (
+                f"condition '{name}' of state '{self.name}' has the name of task "
+                f"'{task_name}' of that state; the condition is evaluated by a task of its own "
+                f"name. Name it differently, e.g. @{self.name}.condition(name='{task_name}_holds')."
+            )
+            raise DeclarationError(msg, task=task_name)
+        executor = new.executor
+        try:
+            self.registry.register(executor.namespace, executor.name, executor, state=self.name)
+        except RegistryCollisionError as err:
+            owner = err.states[0] if err.states else "?"
+            msg = (
+                f"condition '{name}' of state '{self.name}': its registered name "
+                f"'{executor.registered_name}' is already taken by state '{owner}'. Give it "
+                f"another name or namespace, e.g. "
+                f"@{self.name}.condition(namespace='{CONDITIONS_NAMESPACE}.{self.name}')."
+            )
+            raise RegistryCollisionError(
+                msg, registered_name=err.registered_name, states=err.states
+            ) from None
+        if existing is None:
+            self._conditions.append(new)
+            if self._built:
+                self._place_conditions()
+            self._touch(None, "condition")
+            return new
+        # redefinition: the same Condition object (its transition, its place) gets the new code
+        old = existing.executor
+        if old.registered_name != executor.registered_name:
+            self.registry.unregister(old.namespace, old.name)
+        existing.func = func
+        existing.executor = executor
+        existing.task.executor = executor
+        if existing.task.name in self._tasks:
+            self._touch(existing.task, "redefined")
+        else:
+            self._touch(None, "condition")
+        return existing
+
+    def add_condition(self, condition: Condition) -> Condition:
+        """Add a :class:`Condition` made elsewhere (the seed's spelling); returns the one kept."""
+        if not isinstance(condition, Condition):
+            msg = f"add_condition() takes a Condition, got {type(condition).__name__}."
+            raise DeclarationError(msg)
+        if condition.state is not None and condition.state is not self:
+            msg = (
+                f"condition '{condition.name}' belongs to state '{condition.state.name}'; "
+                f"declare it with @{self.name}.condition() to add it to '{self.name}'."
+            )
+            raise DeclarationError(msg)
+        condition.state = self
+        condition.task.state = self
+        kept = self._define_condition(condition)
+        if kept is not condition and condition.transition is not None:
+            kept.transition = condition.transition
+        return kept
+
+    def remove_condition(self, name: str) -> None:
+        """Remove condition ``name``, its task and its transition."""
+        condition = self.get_condition(name)
+        self._conditions.remove(condition)
+        task = condition.task
+        if self._tasks.get(task.name) is task:
+            task.unlink()
+            del self._tasks[task.name]
+        ex = condition.executor
+        self.registry.unregister(ex.namespace, ex.name)
+        condition.transition = None
+        self._touch(task, "removed")
+
+    def add_transition(self, transition: Transition) -> Transition:
+        """Add (or replace: one per condition) a transition out of this state."""
+        if not isinstance(transition, Transition) or not transition.is_valid():
+            msg = (
+                "add_transition() takes a complete Transition (source, condition and target), "
+                f"got {transition!r}. Write (state & condition) >> other_state."
+            )
+            raise DeclarationError(msg)
+        if transition.source is not self:
+            msg = f"{transition!r} does not leave state '{self.name}'."
+            raise DeclarationError(msg)
+        transition._link()
+        return transition
+
+    def __and__(self, condition: Condition) -> Transition:
+        """``state & condition``: a :class:`Transition` waiting for ``>> target``."""
         if not isinstance(condition, Condition):
             msg = (
                 f"state '{self.name}' & {type(condition).__name__}: the right side must be a "
                 f"condition made with @{self.name}.condition()."
             )
             raise DeclarationError(msg)
-        return _GuardedState(self, condition)
+        if condition.state is not None and condition.state is not self:
+            msg = (
+                f"state '{self.name}' & condition '{condition.name}': that condition belongs to "
+                f"state '{condition.state.name}', whose output it reads. Declare it with "
+                f"@{self.name}.condition() to guard a transition out of '{self.name}'."
+            )
+            raise DeclarationError(msg)
+        return Transition(source=self, condition=condition)
+
+    def clear(self) -> None:
+        """Remove every task, condition and transition of this state."""
+        for cond in list(self._conditions):
+            self.remove_condition(cond.name)
+        for name in list(self._tasks):
+            self.remove_task(name)
+        self._built = False
+        self._touch(None, "cleared")
+
+    # -- building ------------------------------------------------------------------------
+
+    def build(self, *, raise_on_error: bool = True) -> list[Problem]:
+        """Place a task per condition in the state's last phase, then validate the state.
+
+        Each condition's task (``transition_conditions.<name>_executor``, as in the seed)
+        depends on every sink task (the tasks without children), so all conditions are
+        evaluated, on the merged output of the sinks, after the state's tasks on each run.
+        Idempotent; once built, the condition tasks follow later changes of the tasks.
+
+        Returns
+        -------
+        list of Problem
+            What :meth:`validate` finds (empty when the state can run).
+
+        Raises
+        ------
+        DagValidationError
+            With ``raise_on_error`` (the default) when there are problems.
+        """
+        self._place_conditions()
+        return self.validate(raise_on_error=raise_on_error)
+
+    def _place_conditions(self) -> None:
+        """Add the condition tasks that are missing and make their parents the current sinks."""
+        if self._placing:
+            return
+        self._placing = True
+        try:
+            sinks = self.sink_tasks() if self._conditions else []
+            for cond in self._conditions:
+                task = cond.task
+                if self._tasks.get(task.name) is not task:
+                    ex = cond.executor
+                    self.registry.register(ex.namespace, ex.name, ex, state=self.name)
+                    task.state = self
+                    self._tasks[task.name] = task
+                    self._touch(task, "added")
+                parents = task.parents
+                if parents != sinks:
+                    stale = [p for p in parents if p not in sinks]
+                    if stale:
+                        task.remove_parents(stale)
+                    missing = [p for p in sinks if p not in parents]
+                    if missing:
+                        task.add_parents(missing)
+            self._built = True
+        finally:
+            self._placing = False
+
+    def _follow_sink(self, task: TaskDefinition) -> None:
+        """After ``task`` changed: make it a parent of the condition tasks iff it is a sink.
+
+        Every edge change touches both its tasks, so following the touched task keeps the
+        condition phase last at the cost of one look per condition (not a scan of the state).
+        """
+        self._placing = True
+        try:
+            sink = self._tasks.get(task.name) is task and self._is_sink(task)
+            for cond in self._conditions:
+                ctask = cond.task
+                if ctask is task or self._tasks.get(ctask.name) is not ctask:
+                    continue
+                linked = task in ctask._parents
+                if sink and not linked:
+                    ctask.add_parents(task)
+                elif linked and not sink:
+                    ctask.remove_parents(task)
+        finally:
+            self._placing = False
 
     def _touch(self, task: TaskDefinition | None, kind: str) -> None:
         self.version += 1
+        if self._built and self._conditions and not self._placing and kind in _STRUCTURE:
+            # keep the condition phase last
+            if task is None:
+                self._place_conditions()
+            else:
+                self._follow_sink(task)
         self.registry.notify(kind, self, task)
 
     # -- reading -----------------------------------------------------------------------
 
     @property
     def tasks(self) -> list[TaskDefinition]:
-        """The tasks of this state in declaration order."""
+        """The tasks of this state in declaration order (condition tasks once built)."""
         return list(self._tasks.values())
+
+    @property
+    def conditions(self) -> list[Condition]:
+        """The conditions of this state, in definition order."""
+        return list(self._conditions)
+
+    @property
+    def transitions(self) -> list[Transition]:
+        """The transitions out of this state, in the definition order of their conditions."""
+        return [
+            c.transition
+            for c in self._conditions
+            if c.transition is not None and c.transition.is_valid()
+        ]
+
+    def sink_tasks(self) -> list[TaskDefinition]:
+        """The tasks whose output is the state's output: no children but condition tasks."""
+        return [t for t in self._tasks.values() if self._is_sink(t)]
+
+    @staticmethod
+    def _is_sink(task: TaskDefinition) -> bool:
+        return task.kind != "condition" and all(c.kind == "condition" for c in task._children)
 
     def get(self, name: str) -> TaskDefinition:
         """Return the task called ``name``."""
@@ -324,6 +537,21 @@ class State:
                 name, list(self._tasks)
             )
             raise UnknownTaskError(msg, name=name) from None
+
+    def get_condition(self, name: str) -> Condition:
+        """Return the condition called ``name``."""
+        found = self._find_condition(name)
+        if found is None:
+            names = [c.name for c in self._conditions]
+            msg = f"no condition '{name}' in state '{self.name}'." + did_you_mean(name, names)
+            raise UnknownTaskError(msg, name=name)
+        return found
+
+    def _find_condition(self, name: str) -> Condition | None:
+        return next((c for c in self._conditions if c.name == name), None)
+
+    def _condition_of_task(self, task_name: str) -> Condition | None:
+        return next((c for c in self._conditions if c.task.name == task_name), None)
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
@@ -363,6 +591,10 @@ class State:
             When the tasks do not form a DAG (the message shows the cycle as a path).
         """
         return self.snapshot().phases
+
+    def sorted_tasks_dag(self) -> list[list[str]]:
+        """The seed's name of :attr:`phases`: task names of each phase, in order."""
+        return self.phases
 
     def validate(self, input: Any = None, *, raise_on_error: bool = False) -> list[Problem]:
         """Report every problem of this state's DAG at once (see :func:`validate`)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
@@ -13,7 +15,7 @@ from germinate_nb.errors import DeclarationError
 if TYPE_CHECKING:
     from germinate_nb.core.state import State
 
-__all__ = ["TaskDefinition"]
+__all__ = ["CycleWarning", "TaskDefinition"]
 
 Tasks = Union["TaskDefinition", Sequence["TaskDefinition"]]
 
@@ -74,6 +76,12 @@ class TaskDefinition:
         return list(self._children)
 
     @property
+    def kind(self) -> str:
+        """``"task"``, or ``"condition"`` for the task that evaluates a state's condition."""
+        kind: str = getattr(self.executor, "kind", "task")
+        return kind
+
+    @property
     def registered_name(self) -> str | None:
         """``"<namespace>.<executor name>"`` of this task's executor."""
         if self.executor is not None:
@@ -81,19 +89,21 @@ class TaskDefinition:
         return self.executor_name
 
     def add_parents(self, others: Tasks) -> None:
-        """Make this task depend on other tasks."""
+        """Make this task depend on other tasks (a wiring that closes a cycle is warned of)."""
         for other in _as_tasks(others, self, "<<"):
             self._parents[other] = None
             other._children[self] = None
             other._changed()
+            _warn_if_cycle(other, self)
         self._changed()
 
     def add_children(self, others: Tasks) -> None:
-        """Other tasks depend on this task."""
+        """Other tasks depend on this task (a wiring that closes a cycle is warned of)."""
         for other in _as_tasks(others, self, ">>"):
             self._children[other] = None
             other._parents[self] = None
             other._changed()
+            _warn_if_cycle(self, other)
         self._changed()
 
     def remove_parents(self, others: Tasks) -> None:
@@ -145,6 +155,46 @@ class TaskDefinition:
         parents = ", ".join(t.name for t in self.parents)
         children = ", ".join(t.name for t in self.children)
         return f"<Task: {state_name}{self.name} (parents: [{parents}], children: [{children}])>"
+
+
+class CycleWarning(UserWarning):
+    """Wiring two tasks closed a cycle: the state cannot run until an edge is removed."""
+
+
+def _warn_if_cycle(parent: TaskDefinition, child: TaskDefinition) -> None:
+    """Warn, with the path, when the new edge ``parent >> child`` closes a cycle.
+
+    The seed allows the call, so it is not refused; the state's validation reports the cycle
+    too. Only the new edge's downstream is searched, so wiring a new task costs nothing.
+    """
+    stack = [(child, [child.name])]
+    seen = {id(child)}
+    while stack:
+        task, path = stack.pop()
+        for nxt in task._children:
+            if nxt is parent:
+                cycle = " -> ".join([parent.name, *path, parent.name])
+                where = f" in state '{parent.state.name}'" if parent.state is not None else ""
+                msg = (
+                    f"{parent.name} >> {child.name} closes a cycle{where}: {cycle}. The state "
+                    f"cannot run until one edge goes, e.g. "
+                    f"`{child.name}.remove_parents({parent.name})`."
+                )
+                warnings.warn(msg, CycleWarning, stacklevel=_user_stacklevel())
+                return
+            if id(nxt) not in seen:
+                seen.add(id(nxt))
+                stack.append((nxt, [*path, nxt.name]))
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside germinate_nb."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("germinate_nb"):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _as_tasks(others: Any, this: TaskDefinition, op: str) -> list[TaskDefinition]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from germinate_nb.core.state import Condition, State, Transition
-from germinate_nb.errors import DeclarationError, UnknownTaskError
+from germinate_nb.errors import DagValidationError, DeclarationError, UnknownTaskError
+
+if TYPE_CHECKING:
+    from germinate_nb.core.validate import Problem
 
 __all__ = ["Workflow"]
 
@@ -25,9 +30,11 @@ class Workflow:
     ...     _ = (draft & needs_review) >> review
     ...     wf.transitions
     [<Transition: draft -[needs_review]-> review>]
+    >>> wf.workflow_id
+    'demo:1.0'
     """
 
-    def __init__(self, name: str, version: str = "0.1.0") -> None:
+    def __init__(self, name: str, version: str = "0.1") -> None:
         self.name = name
         self.version = version
         self._states: dict[str, State] = {}
@@ -41,6 +48,11 @@ class Workflow:
         self._states[state.name] = state
         if initial_state:
             self.initial_state = state
+
+    @property
+    def workflow_id(self) -> str:
+        """``"name:version"``: identifies this version of the workflow (as in the seed)."""
+        return f"{self.name}:{self.version}"
 
     @property
     def states(self) -> list[State]:
@@ -62,7 +74,7 @@ class Workflow:
         return [t for s in self._states.values() for t in s.transitions]
 
     def transitions_from(self, state: State) -> list[tuple[Condition, State]]:
-        """The (condition, target) pairs leaving ``state``, in declaration order."""
+        """The (condition, target) pairs leaving ``state``, in condition definition order."""
         return [(t.condition, t.target) for t in state.transitions]
 
     def check(self) -> list[str]:
@@ -81,6 +93,34 @@ class Workflow:
                     f"call add_state({t.target.name})."
                 )
         return problems
+
+    def build(self, *, raise_on_error: bool = True) -> list[str]:
+        """Build every state (:meth:`State.build`: condition tasks placed, DAG validated).
+
+        Idempotent. Returns the problems found, as messages: those of :meth:`check` and those
+        of each state (states reached by a transition but not added are built too).
+
+        Raises
+        ------
+        DagValidationError
+            With ``raise_on_error`` (the default) when there is any problem; ``err.problems``
+            holds the states' :class:`Problem` objects.
+        """
+        messages = self.check()
+        found: list[Problem] = []
+        states = dict(self._states)
+        for t in self.transitions:
+            states.setdefault(t.target.name, t.target)
+        for state in states.values():
+            problems = state.build(raise_on_error=False)
+            found.extend(problems)
+            messages.extend(p.message for p in problems)
+        if raise_on_error and messages:
+            n = len(messages)
+            lines = "\n".join(f"- {m}" for m in messages)
+            msg = f"workflow '{self.name}' has {n} problem{'s' if n > 1 else ''}:\n{lines}"
+            raise DagValidationError(msg, problems=found)
+        return messages
 
     def __repr__(self) -> str:
         initial = self.initial_state.name if self.initial_state else None

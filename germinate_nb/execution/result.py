@@ -107,7 +107,8 @@ class TaskRun:
     ``background`` is True for a sync task that was cancelled while its thread was still
     running its code (Python cannot stop a thread): its late result is discarded. ``log`` is
     what the task printed and logged (stdout, stderr, logging records; bounded, with a
-    truncation note); :attr:`live_log` also shows it while the task runs.
+    truncation note); :attr:`live_log` also shows it while the task runs. ``fingerprint`` is
+    that of the code that ran (or whose output was reused).
     """
 
     name: str
@@ -121,6 +122,7 @@ class TaskRun:
     background: bool = False
     lane: str | None = None
     log: str = ""
+    fingerprint: str = ""
     _live: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -172,6 +174,8 @@ class RunResult:
     ``status`` is ``succeeded`` when every task succeeded or was reused, ``failed`` when any
     failed or was skipped, and ``cancelled`` when the run was stopped. ``background`` names
     the sync tasks that were cancelled while their code went on running in a thread.
+    ``parents`` holds the DAG's edges as run (for :meth:`timeline`), ``targets`` the tasks a
+    "run selected" asked for (None: the whole state).
     ``store`` is the :class:`~germinate_nb.execution.store.RunStore` the run is recorded in
     (None: in memory only); ``store.runs(state)`` and ``store.task_runs(run_id)`` read the
     history, across kernel restarts.
@@ -185,6 +189,8 @@ class RunResult:
     observer_errors: list[str] = field(default_factory=list)
     background: list[str] = field(default_factory=list)
     run_id: str = ""
+    parents: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    targets: tuple[str, ...] | None = None
     store: Any = field(default=None, repr=False, compare=False)
     _outputs: Mapping[str, BaseModel] | None = field(default=None, repr=False, compare=False)
 
@@ -234,6 +240,16 @@ class RunResult:
         msg = f"run of state '{self.state}' {self.status} ({counts})"
         msg += ":\n" + "\n".join(lines) if lines else "."
         raise RunFailedError(msg)
+
+    def timeline(self, *, width: float = 10.0) -> Any:
+        """A Gantt chart of this run: a matplotlib Figure, one lane per thread or event loop.
+
+        Bars are coloured by status; the critical path (the chain of tasks that decided when
+        the run ended) is outlined. Needs matplotlib (imported now, not with the package).
+        """
+        from germinate_nb.render.timeline import draw_timeline
+
+        return draw_timeline(self, width=width)
 
     @property
     def background_note(self) -> str:

@@ -159,7 +159,13 @@ class Run:
         )
         self.run_id = uuid.uuid4().hex[:12]
         snap = self.snapshot
-        self.result = RunResult(state.name, {n: TaskRun(n) for n in snap.names}, run_id=self.run_id)
+        self.result = RunResult(
+            state.name,
+            {n: TaskRun(n) for n in snap.names},
+            run_id=self.run_id,
+            parents=snap.parents,
+            targets=self._targets,
+        )
         self.dispatcher = Dispatcher(
             [*as_observers(observers), *state.registry.run_observers], self.result
         )
@@ -184,9 +190,11 @@ class Run:
     def _snapshot(self, state: State, targets: Sequence[str] | str | None) -> DagSnapshot:
         snap = state.snapshot()
         problems = validate(snap, input=self.input_data)
+        self._targets: tuple[str, ...] | None = None
         if targets is not None:
             if isinstance(targets, str):
                 targets = [targets]
+            self._targets = tuple(targets)
             for name in targets:
                 state.get(name)  # UnknownTaskError with a did-you-mean
             snap = snap.subset(snap.upstream(targets))
@@ -385,6 +393,7 @@ class Run:
         tr.duration = outcome.duration
         tr.lane = outcome.lane
         tr.log = outcome.log
+        tr.fingerprint = outcome.fingerprint
         tr._live = None
         if outcome.input is not None:
             tr.input = outcome.input
@@ -507,7 +516,9 @@ class Run:
         else:
             result.status = RunStatus.FAILED
         result._outputs = None  # built once, in declaration order, on first read
-        self.state.registry.last_results[self.name] = result
+        registry = self.state.registry
+        registry.last_results[self.name] = result
+        registry.remember_run(result)
         self._early.clear()
         if self.store is not None:
             self.store.end_run(self.run_id, time.time(), result.status.value)

@@ -45,8 +45,8 @@ def load_result(store: RunStore, run_id: str, state: State | None = None) -> Run
     RunResult or None
         ``status``, ``started_at``, ``duration``, ``run_id`` and ``store`` of the past run; per
         task its last attempt: status, output, error (with its traceback), log, start time,
-        duration and ``skipped_because``. A run that never recorded its end (its process died)
-        has status ``running``.
+        duration, fingerprint and ``skipped_because``. A run that never recorded its end (its
+        process died) has status ``running``.
 
     Raises
     ------
@@ -95,6 +95,7 @@ def _task_run(row: TaskRow, state: State | None) -> TaskRun:
     except ValueError:
         status = TaskStatus.FAILED
     tr = TaskRun(row.task, status, start_time=row.start, duration=row.duration, log=row.log)
+    tr.fingerprint = row.fingerprint
     if row.output_json is not None:
         tr.output = _output(row, state)
     if status is TaskStatus.SKIPPED:

@@ -1,89 +1,44 @@
-"""The DagExplorer widget: toolbar, input form, live DAG picture, phase strip and details pane."""
+"""The DagExplorer widget: toolbar, status line, input form, the interactive DAG, details, history.
+
+The parts live in their own modules (canvas, details, strip, status, history, follow, forms);
+this one composes them and keeps them in step with the registry and with runs.
+"""
 
 from __future__ import annotations
 
-import atexit
 import html
-import logging
 import threading
-import time
 import weakref
 from typing import Any
 
 import ipywidgets as widgets
-from pydantic import BaseModel
 from traitlets import Unicode
 
-from germinate_nb.core.schema import MergedInput, type_name
+from germinate_nb.core.registry import did_you_mean
+from germinate_nb.core.schema import is_any_model
+from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
 from germinate_nb.core.validate import Problem
 from germinate_nb.core.workflow import Workflow
-from germinate_nb.errors import DagCycleError, DagValidationError, GerminateError
+from germinate_nb.errors import DagValidationError, GerminateError
 from germinate_nb.execution.cache import clear_cache
-from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
+from germinate_nb.execution.result import RunResult, RunStatus, TaskStatus
 from germinate_nb.execution.runner import RunHandle, start_run
+from germinate_nb.notebook.canvas import DagCanvas
+from germinate_nb.notebook.details import DetailsPane, TaskView
+from germinate_nb.notebook.follow import RunFollower, report, spawn
 from germinate_nb.notebook.forms import InputForm
-from germinate_nb.render.mpl import MAX_LABELS, draw_state, draw_workflow, figure_png
-from germinate_nb.render.text import STATUS_COLORS
+from germinate_nb.notebook.history import HistoryView, run_label
+from germinate_nb.notebook.search import match_tasks
+from germinate_nb.notebook.status import StatusLine
+from germinate_nb.notebook.strip import PhaseStrip
+from germinate_nb.render.canvas import Geometry, canvas_geometry
 
 __all__ = ["DagExplorer"]
 
-_log = logging.getLogger("germinate_nb")
-
-TRUNCATE = 300
-REDRAW_INTERVAL = 0.3  # seconds between two redraws of the picture during a run
-BUTTON_INTERVAL = 0.1  # seconds between two updates of the task buttons during a run
-
-
-_SHUTTING_DOWN = threading.Event()
-_THREADS: set[threading.Thread] = set()
-_THREADS_LOCK = threading.Lock()
-
-
-def _spawn(target: Any, name: str, delay: float = 0.0) -> threading.Thread | None:
-    """Start a daemon helper thread that the interpreter's exit waits for (no drawing then)."""
-    if _SHUTTING_DOWN.is_set():
-        return None
-
-    def body() -> None:
-        try:
-            if delay and _SHUTTING_DOWN.wait(delay):
-                return
-            if not _SHUTTING_DOWN.is_set():
-                target()
-        finally:
-            with _THREADS_LOCK:
-                _THREADS.discard(threading.current_thread())
-
-    thread = threading.Thread(target=body, name=name, daemon=True)
-    with _THREADS_LOCK:
-        _THREADS.add(thread)
-    thread.start()
-    return thread
-
-
-@atexit.register
-def _stop_helpers() -> None:
-    """At exit, let helper threads finish what they draw: C++ mid-draw must not be torn down."""
-    _SHUTTING_DOWN.set()
-    with _THREADS_LOCK:
-        threads = list(_THREADS)
-    for thread in threads:
-        thread.join(timeout=2.0)
-
-
-def _report(err: BaseException) -> None:
-    """Show an unexpected error in the notebook (never let it vanish)."""
-    try:
-        from IPython import get_ipython  # type: ignore[attr-defined]
-
-        shell = get_ipython()
-    except Exception:
-        shell = None
-    if shell is not None:
-        shell.showtraceback((type(err), err, err.__traceback__))
-    else:
-        _log.error("germinate_nb explorer: %s", err, exc_info=err)
+ERROR = "var(--jp-error-color1, #cf222e)"
+MUTED = "var(--jp-ui-font-color2, #57606a)"
+NOT_RUN = "not run"
 
 
 def _guard(method: Any) -> Any:
@@ -93,7 +48,7 @@ def _guard(method: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except Exception as err:
-            _report(err)
+            report(err)
             return None
 
     wrapper.__name__ = method.__name__
@@ -101,100 +56,15 @@ def _guard(method: Any) -> Any:
     return wrapper
 
 
-def _cut(text: str, limit: int = TRUNCATE) -> str:
-    """Escaped text, long values folded into a <details> that expands to the whole."""
-    if len(text) <= limit:
-        return html.escape(text)
-    head = html.escape(text[:limit])
-    return (
-        f"<details class='germinate-long'><summary>{head}… ({len(text)} characters, click to "
-        f"expand)</summary><pre style='white-space:pre-wrap'>{html.escape(text)}</pre></details>"
-    )
-
-
-def _fields_table(model: type[BaseModel] | None) -> str:
-    if model is None:
-        return "<i>none</i>"
-    if model is MergedInput:
-        return "<i>the merged outputs of the parents (any fields)</i>"
-    rows = "".join(
-        f"<tr><td><code>{html.escape(name)}</code></td>"
-        f"<td><code>{html.escape(type_name(info.annotation))}</code></td>"
-        f"<td>{'yes' if info.is_required() else 'no'}</td></tr>"
-        for name, info in model.model_fields.items()
-    )
-    return (
-        f"<b>{html.escape(model.__name__)}</b><table><thead><tr><th>field</th><th>type</th>"
-        f"<th>required</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
-
-
-def safe_repr(value: Any) -> str:
-    """``repr(value)``, or ``<repr failed: ValueError: ...>`` when the value's repr raises."""
-    try:
-        return repr(value)
-    except Exception as err:
-        try:
-            detail = str(err)
-        except Exception:
-            detail = "(its message cannot be shown either)"
-        return f"<repr failed: {type(err).__name__}: {detail}>"
-
-
-def _output_table(output: BaseModel) -> str:
-    data = output.model_dump()
-    rows = "".join(
-        f"<tr><td><code>{html.escape(str(k))}</code></td><td>{_cut(safe_repr(v))}</td></tr>"
-        for k, v in data.items()
-    )
-    return (
-        f"<b>{html.escape(type(output).__name__)}</b><table class='germinate-output'><tbody>"
-        f"{rows}</tbody></table>"
-    )
-
-
-class _Observer:
-    """Forwards the events of every run of the shown state to the explorer.
-
-    Registered in ``registry.run_observers``, so runs started anywhere (a cell, the magic, the
-    Run button) update the explorer; holds the explorer weakly and removes itself once it is gone.
-    """
-
-    def __init__(self, explorer: DagExplorer) -> None:
-        self._ref = weakref.ref(explorer)
-        self._registry = explorer.registry
-
-    def _target(self, result: RunResult) -> DagExplorer | None:
-        explorer = self._ref()
-        if explorer is None:
-            if self in self._registry.run_observers:
-                self._registry.run_observers.remove(self)
-            return None
-        return explorer if result.state == explorer.state_name else None
-
-    def on_run_start(self, result: RunResult) -> None:
-        if (explorer := self._target(result)) is not None:
-            explorer._on_run_event(result, None)
-
-    def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
-        if (explorer := self._target(result)) is not None:
-            explorer._on_run_event(result, task_run)
-
-    def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
-        if (explorer := self._target(result)) is not None:
-            explorer._on_run_event(result, task_run)
-
-    def on_run_end(self, result: RunResult) -> None:
-        if (explorer := self._target(result)) is not None:
-            explorer._on_run_end(result)
-
-
 class DagExplorer(widgets.VBox):
     """Explore and run a state's DAG (or a workflow's states) inside the notebook.
 
     Public parts: ``state_selector``, ``run_button``, ``stop_button``, ``run_selected_button``,
-    ``clear_cache_button``, ``progress``, ``progress_label``, ``input_form``, ``graph``,
-    ``phase_strip``, ``details``, ``last_result``; ``select(name)`` and ``wait(timeout)``.
+    ``clear_cache_button``, ``search`` (a Text: names, namespaces, ``status:failed``),
+    ``status_line``, ``input_form``, ``view_selector`` (Graph, Timeline, History), ``graph``
+    (the interactive :class:`DagCanvas`), ``phase_strip``, ``details``, ``timeline``,
+    ``history``, ``last_result``; ``select(name)``, ``node_xy(name)``, ``remove(name)``,
+    ``wait(timeout)``.
     """
 
     selected = Unicode("", help="Name of the selected task.").tag(sync=True)
@@ -206,6 +76,7 @@ class DagExplorer(widgets.VBox):
         *,
         reuse: bool = True,
         max_workers: int | None = None,
+        store: Any = None,
     ) -> None:
         super().__init__()
         self.add_class("germinate-explorer")
@@ -216,39 +87,57 @@ class DagExplorer(widgets.VBox):
                 msg = f"workflow '{target.name}' has no states to explore: add_state() first."
                 raise GerminateError(msg)
             start = target.initial_state or states[0]
-            registry = start.registry
         elif isinstance(target, State):
             self.workflow = None
             start = target
-            registry = target.registry
         else:
             msg = f"explore() takes a State or a Workflow, got {type(target).__name__}."
             raise TypeError(msg)
-        self.registry = registry
+        self.registry = start.registry
+        if self.workflow is not None:  # its conditions become tasks: show them like tasks
+            self.workflow.build(raise_on_error=False)
         self.reuse = reuse
         self.max_workers = max_workers
-        self.last_result: RunResult | None = None
-        self.statuses: dict[str, str] = {}
+        self.store = store
+        self.last_result: RunResult | None = None  # the latest run of the state on display
+        self.statuses: dict[str, str] = {}  # of the run on display (the latest, or a chosen one)
+        self.marks: dict[str, str] = {}  # "changed": code changed since the task last ran
         self.problems: list[Problem] = []
         self.redraws = 0
         self._handle: RunHandle | None = None
         self._lock = threading.RLock()
-        self._dirty = False
-        self._refresh_timer: threading.Thread | None = None
-        self._buttons: dict[str, widgets.Button] = {}
         self._run_done = threading.Event()
         self._run_done.set()
-        self._changed: set[str] = set()
-        self._live: threading.Event | None = None
+        self._geometry_key: Any = None
+        self._snap: DagSnapshot | None = None
+        self._viewing: RunResult | None = None  # an earlier run chosen in the history
+        self._refresh_timer: threading.Thread | None = None
+        self._log_version: tuple[str, int] = ("", -1)
+        self._build()
+        self.follower = RunFollower(self, self.registry)
+        self._unsubscribe = _subscribe(self)
+        self.state_selector.value = start.name
+        self._load_state(start.name)
 
+    # -- parts -------------------------------------------------------------------------------
+
+    def _build(self) -> None:
         self.state_selector = widgets.Dropdown(
-            options=self._state_names(), description="State", layout={"width": "240px"}
+            options=self._state_names(), description="State", layout={"width": "220px"}
         )
+        self.executor_selector = widgets.Dropdown(
+            options=[("local", "local"), ("Dask cluster", "dask")],
+            value="local",
+            description="Run on",
+            layout={"width": "190px"},
+        )
+        button = {"layout": {"width": "auto", "min_width": "fit-content"}}
         self.run_button = widgets.Button(
             description="Run",
             icon="play",
             button_style="success",
             tooltip="Run the DAG (reusing unchanged results)",
+            **button,
         )
         self.stop_button = widgets.Button(
             description="Stop",
@@ -256,87 +145,95 @@ class DagExplorer(widgets.VBox):
             button_style="danger",
             disabled=True,
             tooltip="Cancel the run",
+            **button,
         )
         self.run_selected_button = widgets.Button(
             description="Run selected",
             icon="crosshairs",
             disabled=True,
             tooltip="Run the selected task and its upstream",
+            **button,
         )
         self.clear_cache_button = widgets.Button(
-            description="Clear cache", icon="trash", tooltip="Forget reusable results"
+            description="Clear cache", icon="trash", tooltip="Forget reusable results", **button
         )
-        self.focus_selector = widgets.Dropdown(
-            options=[
-                ("whole DAG", "all"),
-                ("selected + lineage", "lineage"),
-                ("selected, 1 hop", "1"),
-                ("selected, 2 hops", "2"),
-            ],
-            value="all",
-            description="Show",
-            layout={"width": "240px"},
+        self.search = widgets.Text(
+            placeholder="Search tasks (name, ns:…, status:failed)",
+            continuous_update=True,
+            layout={"width": "260px"},
         )
-        self.executor_selector = widgets.Dropdown(
-            options=[("local", "local"), ("Dask cluster", "dask")],
-            value="local",
-            description="Run on",
-            layout={"width": "200px"},
-        )
-        self.progress = widgets.IntProgress(value=0, min=0, max=1, layout={"width": "220px"})
-        self.progress_label = widgets.Label("0/0 tasks")
+        self.search.add_class("germinate-search")
+        self.status_line = StatusLine()
         self.message = widgets.HTML("")
-        self.graph = widgets.Image(format="png", layout={"max_width": "100%"})
-        self.machine = widgets.Image(format="png", layout={"max_width": "100%"})
-        self.phase_strip = widgets.VBox()
-        self.phase_strip.add_class("germinate-phase-strip")
-        self.details = widgets.HTML("<i>Select a task to see its details.</i>")
-        self.details.add_class("germinate-details")
         self.input_form = InputForm([])
-
+        self._form_box = widgets.VBox([self.input_form])
+        self.machine = widgets.Image(format="png", layout={"max_width": "100%"})
+        self.graph = DagCanvas(layout={"width": "100%"})
+        self.phase_strip = PhaseStrip(self._on_task_click)
+        self.details = DetailsPane(on_remove=self._on_remove_click)
+        self.timeline = widgets.Image(format="png", layout={"max_width": "100%"})
+        self.timeline_note = widgets.HTML("<i>The timeline of a run shows after it ends.</i>")
+        self.history = HistoryView(self._on_view_run)
+        self.view_selector = widgets.ToggleButtons(
+            options=["Graph", "Timeline", "History"], value="Graph", style={"button_width": "auto"}
+        )
+        full = {"width": "100%"}
+        self.views = widgets.Stack(
+            [
+                widgets.VBox([self.graph, self.phase_strip], layout=full),
+                widgets.VBox([self.timeline_note, self.timeline], layout=full),
+                self.history,
+            ],
+            selected_index=0,
+            layout=full,
+        )
         self.run_button.on_click(self._on_run_button_click)
         self.stop_button.on_click(self._on_stop_button_click)
         self.run_selected_button.on_click(self._on_run_selected_button_click)
         self.clear_cache_button.on_click(self._on_clear_cache_button_click)
         self.state_selector.observe(self._on_state_selector_change, names="value")
-        self.focus_selector.observe(self._on_focus_change, names="value")
-
-        toolbar_items = [
+        self.search.observe(self._on_search_change, names="value")
+        self.search.on_msg(self._on_search_msg)
+        self.view_selector.observe(self._on_view_selector_change, names="value")
+        self.graph.observe(self._on_graph_selected_change, names="selected")
+        self.graph.on_focus(self._on_graph_focus)
+        tools: list[widgets.Widget] = [
             self.state_selector,
             self.run_button,
             self.stop_button,
             self.run_selected_button,
             self.clear_cache_button,
-            self.progress,
-            self.progress_label,
+            self.search,
         ]
         if _dask_client_available():  # offer the cluster only when one is connected
-            toolbar_items.insert(1, self.executor_selector)
-        toolbar = widgets.HBox(toolbar_items)
-        self._form_box = widgets.VBox([self.input_form])
+            tools.insert(1, self.executor_selector)
+        toolbar = widgets.HBox(tools, layout={"flex_flow": "row wrap", "align_items": "center"})
+        toolbar.add_class("germinate-toolbar")
         body = widgets.HBox(
             [
-                widgets.VBox([self.graph, self.phase_strip], layout={"flex": "3"}),
-                widgets.VBox([self.details], layout={"flex": "2", "padding": "0 0 0 12px"}),
-            ]
+                widgets.VBox(
+                    [self.view_selector, self.views],
+                    layout={"flex": "3 1 420px", "min_width": "0"},
+                ),
+                widgets.VBox(
+                    [self.details],
+                    layout={
+                        "flex": "2 1 300px",
+                        "min_width": "0",
+                        "padding": "0 0 0 12px",
+                        "max_height": "620px",
+                        "overflow": "auto",
+                    },
+                ),
+            ],
+            layout={"flex_flow": "row wrap", "align_items": "flex-start"},
         )
-        parts: list[widgets.Widget] = [
-            toolbar,
-            self.message,
-            self._form_box,
-            self.focus_selector,
-            body,
-        ]
+        parts: list[widgets.Widget] = [toolbar, self.status_line, self.message, self._form_box]
         if self.workflow is not None:
             parts.insert(1, self.machine)
-        self.children = parts
-        self._unsubscribe = _subscribe(self)
-        self._observer = _Observer(self)
-        registry.run_observers.append(self._observer)
-        self.state_selector.value = start.name
-        self._load_state(start.name)
+        self.children = [*parts, body]
 
-    # -- model ------------------------------------------------------------------------------
+    # -- model -------------------------------------------------------------------------------
 
     def _state_names(self) -> list[str]:
         if self.workflow is not None:
@@ -348,21 +245,24 @@ class DagExplorer(widgets.VBox):
         """The state on display (None after ``%germinate reset``)."""
         return self.registry.states.get(self.state_name)
 
+    @property
+    def displayed_run(self) -> RunResult | None:
+        """The run whose statuses are on display: an earlier one from the history, or the latest."""
+        return self._viewing or self.last_result
+
     def _load_state(self, name: str) -> None:
-        self.state_name = name
-        self.statuses = {}
-        last = self.registry.last_results.get(name)
-        if last is not None:
-            self.statuses = {n: r.status.value for n, r in last.task_runs.items()}
-            self.last_result = last
-        if self.selected and (self.state is None or self.selected not in self.state):
-            self.selected = ""
-        self.refresh()
+        with self._lock:
+            self.state_name = name
+            self._viewing = None
+            self.last_result = self.registry.last_results.get(name)
+            if self.selected and (self.state is None or self.selected not in self.state):
+                self.selected = ""
+            self._geometry_key = None
+            self.refresh()
 
     def refresh(self) -> None:
-        """Rebuild the form, phase strip, picture and details from the registry."""
+        """Rebuild what depends on the DAG: form, picture, strip, statuses, details, history."""
         with self._lock:
-            self._dirty = False
             state = self.state
             options = self._state_names()
             if list(self.state_selector.options) != options:
@@ -370,195 +270,241 @@ class DagExplorer(widgets.VBox):
                 if state is not None and state.name in options:
                     self.state_selector.value = state.name
             if state is None:
-                self.phase_strip.children = []
-                self._buttons = {}
-                self.graph.value = b""
-                self.details.value = "<i>No state.</i>"
-                self.message.value = (
-                    f"<span style='color:#57606a'>State '{html.escape(self.state_name)}' no longer "
-                    "exists (the registry was reset). Declare tasks again to see them here.</span>"
-                )
-                self.run_button.disabled = True
+                self._show_no_state()
                 return
+            snap = state.snapshot()
+            self._snap = snap
             self.problems = state.validate()
-            roots = list(  # each model once, as the form keeps them
-                dict.fromkeys(
-                    t.executor.input_schema
-                    for t in state.tasks
-                    if t.executor is not None
-                    and t.executor.input_schema is not None
-                    and t.executor.input_schema is not MergedInput
-                    and not any(p.state is state for p in t.parents)
-                )
-            )
-            if roots != self.input_form.models:
-                previous = self.input_form.value
-                self.input_form = InputForm(roots)
-                for key, value in previous.items():
-                    if key in self.input_form.fields:
-                        try:
-                            self.input_form.set(**{key: value})
-                        except Exception:  # a value the new field cannot show
-                            pass
-                self.input_form.observe(self._on_form_valid_change, names="valid")
-                self._form_box.children = [self.input_form]
-            self._build_strip(state)
-            self.progress.max = max(len(state), 1)
-            self._update_progress()
-            if self.problems:
-                lines = "".join(f"<li>{html.escape(p.message)}</li>" for p in self.problems)
-                self.message.value = f"<ul style='color:#cf222e'>{lines}</ul>"
-            else:
-                self.message.value = ""
+            self._refresh_form(snap)
+            self._refresh_statuses()
+            self._refresh_picture(snap)
+            self._refresh_problems()
             if self.workflow is not None:
+                from germinate_nb.render.mpl import draw_workflow, figure_png
+
                 self.machine.value = figure_png(draw_workflow(self.workflow, current=state.name))
+            self.history.refresh(list(self.registry.run_history.get(state.name, ())))
             self._sync_buttons()
-            self.redraw()
+            self._show_status()
             self._show_details()
 
-    def _build_strip(self, state: State) -> None:
-        try:
-            phases = state.phases
-        except DagCycleError:
-            phases = [[t.name for t in state.tasks]]
-        buttons: dict[str, widgets.Button] = {}
-        rows = []
-        for i, phase in enumerate(phases):
-            row = [widgets.HTML(f"<b>phase {i + 1}</b>", layout={"width": "70px"})]
-            for name in phase:
-                button = self._buttons.get(name) or self._make_button(name)
-                self._style_button(button, name)
-                buttons[name] = button
-                row.append(button)
-            rows.append(widgets.HBox(row, layout={"flex_flow": "row wrap"}))
-        self._buttons = buttons
-        self.phase_strip.children = rows
-
-    def _make_button(self, name: str) -> widgets.Button:
-        button = widgets.Button(description=name, tooltip=name, layout={"width": "auto"})
-        button.add_class("germinate-task")
-        button.on_click(lambda _b, name=name: self._on_task_click(name))
-        return button
-
-    def _style_button(self, button: widgets.Button, name: str) -> None:
-        status = self.statuses.get(name, "pending")
-        # one message per trait that really changes: these run for every task event
-        classes = tuple(c for c in button._dom_classes if not c.startswith("germinate-status-"))
-        classes += (f"germinate-status-{status}",)
-        if button._dom_classes != classes:
-            button._dom_classes = classes
-        color = STATUS_COLORS.get(status, STATUS_COLORS["pending"])
-        if button.style.button_color != color:
-            button.style.button_color = color
-        border = "2px solid #0969da" if name == self.selected else ""
-        if (button.layout.border or "") != border:
-            button.layout.border = border
-
-    def redraw(self) -> None:
-        """Draw the DAG picture now."""
-        state = self.state
-        if state is None:
-            return
-        mode = self.focus_selector.value
-        focus = self.selected if self.selected and mode != "all" else None
-        if focus is None and self.selected and len(state) > MAX_LABELS:
-            focus = self.selected  # big DAGs: show the selected task's lineage
-        hops = int(mode) if mode in ("1", "2") else None
-        fig = draw_state(
-            state,
-            statuses=self.statuses,
-            problems=self.problems,
-            selected=self.selected or None,
-            focus=focus,
-            hops=hops,
+    def _show_no_state(self) -> None:
+        self._snap = None
+        self.phase_strip.rebuild([], {}, {}, "")
+        self.graph.set_geometry(canvas_geometry(_empty_snapshot(self.state_name)))
+        self.details.clear("No state.")
+        self.message.value = (
+            f"<span style='color:{MUTED}'>State '{html.escape(self.state_name)}' no longer "
+            "exists (the registry was reset). Declare tasks again to see them here.</span>"
         )
-        self.graph.value = figure_png(fig)
-        self.redraws += 1
+        self.run_button.disabled = True
 
-    # -- selection and details ----------------------------------------------------------------
+    def _refresh_form(self, snap: DagSnapshot) -> None:
+        roots = list(  # each model once, as the form keeps them
+            dict.fromkeys(
+                spec.executor.input_schema
+                for spec in (snap.tasks[n] for n in snap.roots)
+                if spec.executor is not None
+                and spec.executor.input_schema is not None
+                and not is_any_model(spec.executor.input_schema)
+                and not spec.foreign_parents
+            )
+        )
+        if roots == self.input_form.models:
+            return
+        previous = self.input_form.value
+        self.input_form = InputForm(roots)
+        for key, value in previous.items():
+            if key in self.input_form.fields:
+                try:
+                    self.input_form.set(**{key: value})
+                except Exception:  # a value the new field cannot show
+                    pass
+        self.input_form.observe(self._on_form_valid_change, names="valid")
+        self._form_box.children = [self.input_form]
+
+    def _refresh_problems(self) -> None:
+        if self.problems:
+            lines = "".join(
+                f"<li style='overflow-wrap:anywhere'>{html.escape(p.message)}</li>"
+                for p in self.problems
+            )
+            self.message.value = f"<ul style='color:{ERROR};margin:2px 0'>{lines}</ul>"
+        else:
+            self.message.value = ""
+
+    def _refresh_picture(self, snap: DagSnapshot) -> None:
+        key = (snap.state, snap.version, tuple(p.message for p in self.problems))
+        if key != self._geometry_key:
+            self._geometry_key = key
+            geo: Geometry = canvas_geometry(snap, self.problems)
+            conditions = [
+                n for n in snap.names if getattr(snap.tasks[n].executor, "kind", "") == "condition"
+            ]
+            self.graph.set_geometry(geo, conditions)
+            self.phase_strip.rebuild(
+                self._layers(snap, geo), self.statuses, self.marks, self.selected
+            )
+            self.redraws += 1
+        self.graph.reset_statuses(self.statuses, self._notes(), self.marks)
+        self.phase_strip.update(self.statuses, self.marks, self.selected)
+        self._refresh_search()
+
+    @staticmethod
+    def _layers(snap: DagSnapshot, geo: Geometry) -> list[list[str]]:
+        if not snap.has_cycle:
+            return snap.phases
+        columns: dict[float, list[str]] = {}
+        for name, (x, _) in zip(geo.names, geo.xy.tolist(), strict=True):
+            columns.setdefault(x, []).append(name)
+        return [sorted(columns[x]) for x in sorted(columns)]
+
+    def _refresh_statuses(self) -> None:
+        """The statuses of the run on display, and the tasks whose code changed since."""
+        snap = self._snap
+        if snap is None:
+            return
+        shown = self.displayed_run
+        statuses: dict[str, str] = {}
+        if shown is not None:
+            for name in snap.names:
+                run = shown.task_runs.get(name)
+                statuses[name] = run.status.value if run is not None else NOT_RUN
+        self.statuses = statuses
+        last: dict[str, str] = {}
+        for result in self.registry.run_history.get(snap.state, ()):  # oldest to newest
+            for name, run in result.task_runs.items():
+                if run.fingerprint:
+                    last[name] = run.fingerprint
+        marks = {}
+        for name in snap.names:
+            ex = snap.tasks[name].executor
+            if name in last and ex is not None and ex.fingerprint != last[name]:
+                marks[name] = "changed"
+        self.marks = marks
+
+    def _notes(self, names: Any = None) -> dict[str, dict[str, str]]:
+        shown = self.displayed_run
+        if shown is None:
+            return {}
+        notes = {}
+        for name in names if names is not None else shown.task_runs:
+            run = shown.task_runs.get(name)
+            if run is None:
+                continue
+            note = {}
+            if run.duration is not None:
+                note["duration"] = f"{run.duration:.3f} s"
+            if run.error is not None:
+                note["error"] = str(run.error)[:300]
+            if note:
+                notes[name] = note
+        return notes
+
+    # -- selection, search and details -------------------------------------------------------
 
     def select(self, name: str) -> None:
-        """Select a task: highlight it, show its details, enable Run selected."""
+        """Select a task: highlight it in the picture and the strip, show its details."""
         state = self.state
         if state is None or name not in state:
-            from germinate_nb.core.registry import did_you_mean
-
             names = [t.name for t in state.tasks] if state is not None else []
             msg = f"no task '{name}' in state '{self.state_name}'.{did_you_mean(name, names)}"
             raise GerminateError(msg)
-        previous = self.selected
-        self.selected = name
-        for n in (previous, name):
-            if n in self._buttons:
-                self._style_button(self._buttons[n], n)
-        self._sync_buttons()
-        self._show_details()
-        self.redraw()
+        with self._lock:
+            self.selected = name
+            if self.graph.selected != name:
+                self.graph.selected = name
+            self.phase_strip.update(self.statuses, self.marks, name)
+            self.history.select_task(name)
+            self._sync_buttons()
+            self._show_details()
+
+    def node_xy(self, name: str) -> tuple[float, float]:
+        """The task's centre in the picture, as fractions (0-1) of its width and height.
+
+        Measured from the top-left corner of the element with class ``germinate-canvas``, in
+        the current view (zoom and pan included).
+        """
+        return self.graph.node_xy(name)
+
+    def _show_details(self) -> None:
+        snap, name = self._snap, self.selected
+        if snap is None or not name or name not in snap:
+            self.details.clear()
+            return
+        shown = self.displayed_run
+        run = shown.task_runs.get(name) if shown is not None else None
+        viewing = run_label(self._viewing) if self._viewing is not None else ""
+        phase = snap.phase_of.get(name)
+        self.details.show(
+            TaskView(
+                snap.state,
+                snap.tasks[name],
+                phase,
+                self.statuses.get(name, "pending"),
+                run,
+                changed=bool(self.marks.get(name)),
+                viewing=viewing,
+            )
+        )
+
+    def _refresh_search(self) -> None:
+        snap = self._snap
+        query = self.search.value
+        found = match_tasks(snap, query, self.statuses, self.marks) if snap is not None else []
+        with self.graph.hold_sync():
+            self.graph.search = query
+            self.graph.matches = found
+
+    @_guard
+    def _on_search_change(self, change: dict[str, Any]) -> None:
+        self._refresh_search()
+
+    @_guard
+    def _on_search_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":  # Enter
+            self.select_first_match()
+
+    def select_first_match(self) -> str | None:
+        """Select the first task the search names and bring it into view (what Enter does)."""
+        if not self.graph.matches:
+            return None
+        name = self.graph.matches[0]
+        self.select(name)
+        self.graph.center(name)
+        return name
 
     @_guard
     def _on_task_click(self, name: str) -> None:
         self.select(name)
 
-    def _show_details(self) -> None:
-        state = self.state
-        name = self.selected
-        if state is None or not name or name not in state:
-            self.details.value = "<i>Select a task to see its details.</i>"
-            return
-        task = state.get(name)
-        ex = task.executor
-        run = self.last_result.task_runs.get(name) if self.last_result is not None else None
-        esc = html.escape
-        parts = [
-            f"<h4 style='margin:0'>{esc(name)}</h4><table>"
-            f"<tr><td>state</td><td>{esc(state.name)}</td></tr>"
-            f"<tr><td>namespace</td><td>{esc(ex.namespace if ex else '')}</td></tr>"
-            f"<tr><td>executor</td><td><code>{esc(task.registered_name or '')}</code></td></tr>"
-            f"<tr><td>parents</td><td>{esc(', '.join(p.name for p in task.parents) or '-')}"
-            "</td></tr>"
-            f"<tr><td>children</td><td>{esc(', '.join(c.name for c in task.children) or '-')}"
-            "</td></tr>"
-        ]
-        status = self.statuses.get(name, "pending")
-        took = f", {run.duration * 1000:.1f} ms" if run is not None and run.duration else ""
-        parts.append(
-            f"<tr><td>last status</td><td class='germinate-status-{esc(status)}'>{esc(status)}"
-            f"{took}</td></tr></table>"
-        )
-        if ex is not None:
-            parts.append(f"<div><u>input</u> {_fields_table(ex.input_schema)}</div>")
-            parts.append(f"<div><u>output</u> {_fields_table(ex.output_schema)}</div>")
-        if run is not None and run.output is not None and run.status.is_ok:
-            parts.append(
-                f"<div class='germinate-task-output'><u>output value</u> "
-                f"{_output_table(run.output)}</div>"
-            )
-        if run is not None and run.error is not None:
-            parts.append(
-                f"<div class='germinate-task-error' style='color:#cf222e'><b>"
-                f"{esc(run.error.type)}</b>: {_cut(run.error.message)}"
-                f"<pre style='white-space:pre-wrap;font-size:11px'>"
-                f"{esc(run.error.traceback or '')}</pre></div>"
-            )
-        if run is not None and run.skipped_because:
-            parts.append(f"<div>skipped because '{esc(run.skipped_because)}' failed</div>")
-        if ex is not None:
-            parts.append(f"<details><summary>source</summary><pre>{esc(ex.source)}</pre></details>")
-        self.details.value = "".join(parts)
+    @_guard
+    def _on_graph_selected_change(self, change: dict[str, Any]) -> None:
+        name = change["new"]
+        if name and name != self.selected and self.state is not None and name in self.state:
+            self.select(name)
 
-    # -- buttons ------------------------------------------------------------------------------
+    @_guard
+    def _on_graph_focus(self, name: str) -> None:
+        """A double-click: the task's lineage, the rest dimmed."""
+        if self._snap is not None and name in self._snap:
+            self.select(name)
+            self.graph.focus_on(self._snap.lineage(name))
+
+    # -- buttons -------------------------------------------------------------------------------
 
     def _running(self) -> bool:
         return self._handle is not None and not self._run_done.is_set()
 
     def _sync_buttons(self) -> None:
         running = self._running()
-        ok = self.state is not None and self.input_form.valid
+        ok = self.state is not None and self.input_form.valid and self._viewing is None
         self.run_button.disabled = running or not ok
         self.stop_button.disabled = not running
         self.run_selected_button.disabled = running or not ok or not self.selected
         self.clear_cache_button.disabled = running
         self.state_selector.disabled = running
+        self.details.remove_button.disabled = running or self._viewing is not None
 
     @_guard
     def _on_form_valid_change(self, change: dict[str, Any]) -> None:
@@ -581,24 +527,24 @@ class DagExplorer(widgets.VBox):
             if state is None or not self.input_form.valid:
                 return
             self._run_done.clear()
+            options: dict[str, Any] = {
+                "reuse": self.reuse,
+                "max_workers": self.max_workers,
+                "targets": targets,
+                "backend": None if self.executor_selector.value == "local" else "dask",
+            }
+            if self.store is not None:
+                options["store"] = self.store
             try:
-                self._handle = start_run(
-                    state,
-                    self.input_form.value,
-                    reuse=self.reuse,
-                    max_workers=self.max_workers,
-                    targets=targets,
-                    executor=None if self.executor_selector.value == "local" else "dask",
-                )
+                self._handle = start_run(state, self.input_form.value, **options)
             except DagValidationError as err:
                 self._run_done.set()
                 self.problems = list(err.problems)
                 lines = "".join(f"<li>{html.escape(p.message)}</li>" for p in err.problems)
                 self.message.value = (
-                    "<b style='color:#cf222e'>Cannot run:</b>"
-                    f"<ul style='color:#cf222e'>{lines}</ul>"
+                    f"<b style='color:{ERROR}'>Cannot run:</b><ul style='color:{ERROR}'>"
+                    f"{lines}</ul>"
                 )
-                self.redraw()
                 return
             except BaseException:
                 self._run_done.set()
@@ -613,7 +559,7 @@ class DagExplorer(widgets.VBox):
     @_guard
     def _on_clear_cache_button_click(self, _button: Any = None) -> None:
         n = clear_cache(self.state_name, registry=self.registry)
-        self.message.value = f"<span style='color:#57606a'>Cache cleared ({n} results).</span>"
+        self.message.value = f"<span style='color:{MUTED}'>Cache cleared ({n} results).</span>"
 
     @_guard
     def _on_state_selector_change(self, change: dict[str, Any]) -> None:
@@ -622,113 +568,137 @@ class DagExplorer(widgets.VBox):
             self._load_state(change["new"])
 
     @_guard
-    def _on_focus_change(self, change: dict[str, Any]) -> None:
-        self.redraw()
+    def _on_remove_click(self, name: str) -> None:
+        self.remove(name)
 
-    # -- live run -----------------------------------------------------------------------------
-
-    def _on_run_event(self, result: RunResult, task_run: TaskRun | None) -> None:
-        """Record a run event; the widgets follow in the UI loop (the run never waits on them)."""
-        if task_run is None:  # run start: everything in the run is pending again
-            with self._lock:
-                for name in result.task_runs:
-                    self.statuses[name] = TaskStatus.PENDING.value
-                self._changed.update(result.task_runs)
-                self.last_result = result
-            self._start_ui_loop()
-            return
-        self.statuses[task_run.name] = task_run.status.value
-        self._changed.add(task_run.name)
-        self._dirty = True
-
-    def _apply_changes(self) -> None:
-        """Restyle the task buttons that changed and move the progress bar."""
-        with self._lock:
-            changed, self._changed = self._changed, set()
-        for name in changed:
-            if name in self._buttons:
-                self._style_button(self._buttons[name], name)
-        if changed:
-            self._update_progress()
-
-    def _on_run_end(self, result: RunResult) -> None:
-        try:
-            with self._lock:
-                if self._live is not None:
-                    self._live.set()
-                    self._live = None
-                self._changed.clear()
-            self.last_result = result
-            for name, tr in result.task_runs.items():
-                self.statuses[name] = tr.status.value
-                if name in self._buttons:
-                    self._style_button(self._buttons[name], name)
-            self._update_progress()
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
-            color = "#1a7f37" if result.ok else "#cf222e"
-            took = f" in {result.duration:.2f} s" if result.duration is not None else ""
-            self.message.value = (
-                f"<span style='color:{color}'>Run {html.escape(result.status)}{took}: "
-                f"{html.escape(counts)}.</span>"
-            )
-            self._show_details()
-            self.redraw()
-        except Exception as err:
-            _report(err)
-        finally:
-            self._run_done.set()
-            self._sync_buttons()
-
-    def _update_progress(self) -> None:
+    def remove(self, name: str) -> None:
+        """Remove a task (and its edges) from the state on display."""
         state = self.state
-        total = (
-            len(self.last_result.task_runs) if self.last_result is not None else len(state or [])
+        if state is None:
+            return
+        parents = ", ".join(p.name for p in state.get(name).parents) or "none"
+        state.remove_task(name)
+        if self.selected == name:
+            self.selected = ""
+        self.message.value = (
+            f"<span style='color:{MUTED}'>Removed task '{html.escape(name)}' (parents: "
+            f"{html.escape(parents)}) and its edges.</span>"
         )
-        done = 0
-        if self.last_result is not None:
-            done = sum(
-                1
-                for n in self.last_result.task_runs
-                if TaskStatus(self.statuses.get(n, "pending")).is_final
-            )
-        self.progress.max = max(total, 1)
-        self.progress.value = done
-        self.progress_label.value = f"{done}/{total} tasks"
 
-    def _start_ui_loop(self) -> None:
-        """Follow a run: buttons and progress every 0.1 s, the picture every 0.3 s at most."""
-        live = threading.Event()
+    # -- views ---------------------------------------------------------------------------------
+
+    @_guard
+    def _on_view_selector_change(self, change: dict[str, Any]) -> None:
+        self.views.selected_index = ["Graph", "Timeline", "History"].index(change["new"])
+        if change["new"] == "Timeline":
+            self._draw_timeline()
+
+    def _draw_timeline(self) -> None:
+        shown = self.displayed_run
+        if shown is None or not RunStatus(shown.status).is_final:
+            self.timeline_note.value = "<i>The timeline of a run shows after it ends.</i>"
+            return
+        from germinate_nb.render.mpl import figure_png
+
+        self.timeline.value = figure_png(shown.timeline())
+        self.timeline_note.value = f"<i>{html.escape(run_label(shown))}</i>"
+
+    @_guard
+    def _on_view_run(self, result: RunResult | None) -> None:
         with self._lock:
-            if self._live is not None:
-                self._live.set()  # a newer run: retire the loop of the previous one
-            self._live = live
+            self._viewing = result
+            self._refresh_statuses()
+            self.graph.reset_statuses(self.statuses, self._notes(), self.marks)
+            self.phase_strip.update(self.statuses, self.marks, self.selected)
+            self._sync_buttons()
+            self._show_status()
+            self._show_details()
+            if self.view_selector.value == "Timeline":
+                self._draw_timeline()
 
-        def loop() -> None:
-            last_draw, gap = 0.0, REDRAW_INTERVAL
-            while not live.wait(BUTTON_INTERVAL) and not _SHUTTING_DOWN.is_set():
-                try:
-                    self._apply_changes()
-                    now = time.monotonic()
-                    if self._dirty and now - last_draw >= gap:
-                        self._dirty = False
-                        self.redraw()
-                        last_draw = time.monotonic()
-                        # drawing holds the GIL: keep it under a third of the run's time
-                        gap = max(REDRAW_INTERVAL, 3 * (last_draw - now))
-                except Exception as err:
-                    _report(err)
+    def _show_status(self) -> None:
+        total = len(self._snap) if self._snap is not None else 0
+        self.status_line.show(self.displayed_run, self.statuses, total)
 
-        _spawn(loop, "germinate-ui")
+    # -- live runs (called on the follower's UI thread) ------------------------------------------
+
+    def _apply_run_changes(self) -> bool:
+        """Show what the followed run did since the last call; True while it goes on."""
+        result, changed, started, ended = self.follower.take()
+        if result is None:
+            return False
+        with self._lock:
+            if started:
+                self._viewing = None
+                self.last_result = result
+                self.history.view("latest")
+            if result is not self.last_result:
+                return False
+            snap = self._snap
+            if snap is None:
+                return False
+            for name in changed:
+                run = result.task_runs.get(name)
+                if run is not None:
+                    self.statuses[name] = run.status.value
+            if started:  # the tasks outside a "run selected" are not run in it
+                for name in snap.names:
+                    if name not in result.task_runs:
+                        self.statuses[name] = NOT_RUN
+                changed = set(snap.names)
+            final = RunStatus(result.status).is_final
+            if final:
+                self._finish_run(result)
+                return False
+            self.graph.set_statuses(
+                {n: self.statuses.get(n, "pending") for n in changed}, self._notes(changed)
+            )
+            self.phase_strip.update(self.statuses, self.marks, self.selected, changed)
+            self._show_status()
+            self._show_live_details(result, changed)
+            return True
+
+    def _show_live_details(self, result: RunResult, changed: set[str]) -> None:
+        name = self.selected
+        run = result.task_runs.get(name) if name else None
+        if run is None:
+            return
+        live = run._live
+        version = (name, live._log.version if live is not None and live._log is not None else -1)
+        if name in changed or (run.status is TaskStatus.RUNNING and version != self._log_version):
+            self._log_version = version
+            self._show_details()
+
+    def _finish_run(self, result: RunResult) -> None:
+        """The run ended: every status, the status line, the first failure selected."""
+        for name, run in result.task_runs.items():
+            self.statuses[name] = run.status.value
+        self._refresh_statuses()
+        self.graph.reset_statuses(self.statuses, self._notes(), self.marks)
+        failed = [n for n, r in result.task_runs.items() if r.status is TaskStatus.FAILED]
+        if failed:
+            self.selected = failed[0]
+            self.graph.selected = failed[0]
+            self.history.select_task(failed[0])
+        self.phase_strip.update(self.statuses, self.marks, self.selected)
+        self.history.refresh(list(self.registry.run_history.get(result.state, ())))
+        self._show_status()
+        self._show_details()
+        if self.view_selector.value == "Timeline":
+            self._draw_timeline()
+        self._run_done.set()
+        self._sync_buttons()
 
     def wait(self, timeout: float | None = None) -> RunResult | None:
-        """Block until the current run (if any) has ended and the explorer shows it."""
-        if self._handle is None:
-            return self.last_result
+        """Block until the run on display (started here or anywhere) has ended and shows.
+
+        Returns the latest run, or None on timeout.
+        """
         if not self._run_done.wait(timeout):
             return None
         return self.last_result
 
-    # -- live model ---------------------------------------------------------------------------
+    # -- live model ----------------------------------------------------------------------------
 
     def _on_registry_change(self, kind: str, state: State | None, task: Any) -> None:
         if kind == "reset" or state is None or state.name == self.state_name or kind == "state":
@@ -738,7 +708,7 @@ class DagExplorer(widgets.VBox):
         with self._lock:
             if self._refresh_timer is not None:
                 return
-            self._refresh_timer = _spawn(self._timed_refresh, "germinate-refresh", delay)
+            self._refresh_timer = spawn(self._timed_refresh, "germinate-refresh", delay)
 
     def _timed_refresh(self) -> None:
         with self._lock:
@@ -749,13 +719,13 @@ class DagExplorer(widgets.VBox):
             else:
                 self._schedule_refresh(0.5)
         except Exception as err:
-            _report(err)
+            report(err)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """Display; an explorer shown earlier by the same notebook cell is closed.
 
         Re-running ``explore(state)`` replaces the cell's output, but the old widget would
-        otherwise live on in the kernel and keep following (and drawing) every run.
+        otherwise live on in the kernel and keep following every run.
         """
         cell = _current_cell_id()
         if cell is not None:
@@ -771,9 +741,9 @@ class DagExplorer(widgets.VBox):
         unsubscribe = getattr(self, "_unsubscribe", None)
         if unsubscribe is not None:
             unsubscribe()
-        observer = getattr(self, "_observer", None)
-        if observer is not None and observer in self.registry.run_observers:
-            self.registry.run_observers.remove(observer)
+        follower = getattr(self, "follower", None)
+        if follower is not None:
+            follower.stop()
         super().close()
 
 
@@ -794,9 +764,13 @@ def _current_cell_id() -> str | None:
 
 
 def _dask_client_available() -> bool:
-    from germinate_nb.execution.dask import DaskExecutor
+    from germinate_nb.execution.dask import DaskBackend
 
-    return DaskExecutor.available()
+    return DaskBackend.available()
+
+
+def _empty_snapshot(name: str) -> DagSnapshot:
+    return DagSnapshot(name or "-", None, [])
 
 
 def _subscribe(explorer: DagExplorer) -> Any:

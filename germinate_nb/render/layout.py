@@ -11,7 +11,7 @@ from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
 from germinate_nb.errors import DagCycleError
 
-__all__ = ["Layout", "focus_tasks", "phase_layout"]
+__all__ = ["Layout", "focus_tasks", "phase_layout", "snapshot_layout"]
 
 
 @dataclass
@@ -67,8 +67,18 @@ def phase_layout(state: State, names: Iterable[str] | None = None) -> Layout:
     ...     phase_layout(s).positions
     {'a': (0.0, 0.0), 'b': (1.0, 0.5), 'c': (1.0, -0.5)}
     """
-    subset = set(names) if names is not None else None
-    snap = state.snapshot()
+    return snapshot_layout(state.snapshot(), names)
+
+
+def snapshot_layout(snap: DagSnapshot, names: Iterable[str] | None = None) -> Layout:
+    """:func:`phase_layout` of a snapshot (computed once per snapshot for the whole DAG)."""
+    if names is None:
+        layout: Layout = snap.memo("layout", lambda: _layout(snap, None))
+        return layout
+    return _layout(snap, set(names))
+
+
+def _layout(snap: DagSnapshot, subset: set[str] | None) -> Layout:
     parents = snap.parents
     layers, cyclic = _layers(snap, subset)
     positions: dict[str, tuple[float, float]] = {}

@@ -45,7 +45,7 @@ _RC: dict[Any, Any] = {"text.usetex": False, "text.parse_math": False}
 
 
 @contextlib.contextmanager
-def _literal_text() -> Iterator[None]:
+def literal_text() -> Iterator[None]:
     """Our figures are drawn as written, whatever the user's rcParams (usetex, mathtext) say.
 
     A name in a script the font lacks is drawn as boxes, which the user cannot fix from here,
@@ -91,7 +91,7 @@ def _label(text: str, limit: int = LABEL_CHARS) -> str:
     return text
 
 
-@_literal_text()
+@literal_text()
 def draw_state(
     state: State,
     *,
@@ -272,7 +272,7 @@ def _phase_labels(ax: Any, layout: Layout) -> None:
         )
 
 
-@_literal_text()
+@literal_text()
 def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
     """Draw a workflow's state machine: states as boxes, transitions labelled by condition."""
     states = workflow.states
@@ -339,7 +339,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
 def figure_png(fig: Figure, dpi: int = 100) -> bytes:
     """PNG bytes of a figure."""
     buf = io.BytesIO()
-    with _literal_text():
+    with literal_text():
         fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
@@ -348,7 +348,7 @@ def figure_svg(fig: Figure) -> str:
     """SVG text of a figure, without dates or random ids (stable across runs)."""
     buf = io.StringIO()
     with (
-        _literal_text(),
+        literal_text(),
         matplotlib.rc_context({"svg.hashsalt": "germinate_nb", "svg.fonttype": "none"}),
     ):
         fig.savefig(buf, format="svg", metadata={"Date": None})

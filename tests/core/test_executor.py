@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from germinate_nb import Depends, State, TaskExecutor, resolve_dependencies
-from germinate_nb.core.executor import DependencyCache
+from germinate_nb import Depends, State, TaskExecutor
+from germinate_nb.core.executor import DependencyCache, dependency_values
 from tests.resources.schemas import Query, Tokens
 
 
@@ -58,11 +58,11 @@ def test_dependency_cache_calls_each_factory_once():
         return a, b
 
     cache = DependencyCache()
-    first = resolve_dependencies(f, cache)
-    second = resolve_dependencies(f, cache)
+    first = dependency_values(f, cache)
+    second = dependency_values(f, cache)
     assert first["a"] is first["b"] is second["a"]
     assert calls == [1]
-    assert resolve_dependencies(f)["a"] is not first["a"]
+    assert dependency_values(f)["a"] is not first["a"]
 
 
 def test_depends_needs_callable():

@@ -33,10 +33,11 @@ def test_unknown_executor_suggests_close_name(fresh_registry):
         fresh_registry.get_executor("agent.tokenise_executor")
 
 
-def test_unknown_error_is_lookup_not_key_error(fresh_registry):
-    with pytest.raises(LookupError) as info:
+def test_unknown_executor_is_a_key_error_with_a_plain_message(fresh_registry):
+    # issue 12: the seed raised KeyError; str() must still be the message, without quotes
+    with pytest.raises(KeyError) as info:
         fresh_registry.get("none", "x")
-    assert not isinstance(info.value, KeyError)
+    assert isinstance(info.value, UnknownTaskError) and isinstance(info.value, LookupError)
     assert str(info.value).startswith("no such namespace 'none'")
 
 

@@ -120,10 +120,10 @@ def test_depends_parameter_is_not_the_input():
     assert t.executor.input_param == "input"
 
 
-def test_namespace_positional_is_explained():
+def test_namespace_given_twice_is_refused():
     s = State("s")
-    with pytest.raises(DeclarationError, match=r"namespace is keyword-only.*namespace='ns'"):
-        s.task("ns")
+    with pytest.raises(DeclarationError, match=r"gives the namespace twice"):
+        s.task("ns", namespace="other")
 
 
 def test_redefinition_replaces_in_place_and_keeps_edges():

@@ -146,3 +146,31 @@ def test_parents_keep_wiring_order():
 
     [z, a] >> m
     assert [t.name for t in m.parents] == ["z", "a"]
+
+
+def test_wiring_that_closes_a_cycle_warns_with_the_path_at_once():
+    from germinate_nb import State
+    from germinate_nb.core.task import CycleWarning
+
+    s = State("loop")
+    a, b, c = (s.add_task(TaskDefinition(n)) for n in "abc")
+    a >> b >> c
+    with pytest.warns(
+        CycleWarning,
+        match=r"c >> a closes a cycle in state 'loop': "
+        r"c -> a -> b -> c\. The state cannot run until one edge goes, e\.g\. "
+        r"`a\.remove_parents\(c\)`\.",
+    ) as record:
+        c >> a  # the seed allows the call: a warning, not an error
+    assert record[0].filename == __file__  # it points at the line that wired it
+    assert a in c.children
+
+
+def test_wiring_without_a_cycle_does_not_warn():
+    import warnings
+
+    a, b, c = (TaskDefinition(n) for n in "abc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a >> [b, c]
+        b >> c

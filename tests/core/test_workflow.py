@@ -16,8 +16,9 @@ def test_condition_decorator_and_transition():
         return output.n > 3
 
     assert isinstance(big, Condition)
-    assert (draft & big) >> done is done
+    made = (draft & big) >> done
     (t,) = wf.transitions
+    assert made is t and big.transition is t
     assert isinstance(t, Transition)
     assert (t.source, t.condition, t.target) == (draft, big, done)
     assert wf.initial_state is draft

@@ -1,8 +1,9 @@
 import pytest
 from pydantic import BaseModel
 
-from germinate_nb import State, Workflow, WorkflowLimitError, run_workflow
+from germinate_nb import DagValidationError, State, Workflow, WorkflowLimitError, run_workflow
 from germinate_nb.errors import DeclarationError
+from germinate_nb.execution.result import TaskError
 
 
 class Draft(BaseModel):
@@ -118,3 +119,96 @@ def test_condition_error_is_reported():
 def test_workflow_without_initial_state():
     with pytest.raises(DeclarationError, match="workflow 'w' has no initial state"):
         run_workflow(Workflow("w"))
+
+
+def test_condition_that_raises_is_named_even_when_another_holds():
+    wf = Workflow("w")
+    a, b = State("a"), State("b")
+    wf.add_state(a, initial_state=True)
+    wf.add_state(b)
+
+    @a.task()
+    def t(input: Draft) -> Draft:
+        return input
+
+    @a.condition()
+    def fine(output) -> bool:
+        return True
+
+    @a.condition()
+    def broken(output) -> bool:
+        raise ValueError("bad judge")
+
+    (a & fine) >> b
+    (a & broken) >> b
+    result = run_workflow(wf, {"text": ""})
+    assert result.error == "condition 'broken' of state 'a' raised ValueError: bad judge"
+    step = result.steps[0]
+    assert step.conditions["fine"] is True
+    assert isinstance(step.conditions["broken"], TaskError)
+    assert step.transition is None and result.path == ["a"]
+
+
+def test_failed_task_leaves_conditions_unevaluated():
+    wf = Workflow("w")
+    a, b = State("a"), State("b")
+    wf.add_state(a, initial_state=True)
+    wf.add_state(b)
+
+    @a.task()
+    def boom(input: Draft) -> Draft:
+        raise RuntimeError("bad")
+
+    @a.condition()
+    def go(output) -> bool:
+        return True
+
+    (a & go) >> b
+    result = run_workflow(wf, {"text": ""})
+    assert result.error == "state 'a' failed"
+    assert result.steps[0].conditions == {"go": None}
+    assert result.steps[0].result.task_runs["go"].status == "skipped"
+
+
+def test_initial_state_that_cannot_start_raises_as_run_does():
+    wf = build(3)
+    with pytest.raises(DagValidationError, match=r"root task 'draft' in state 'write' needs"):
+        run_workflow(wf, {"nothing": 1})
+
+
+def test_state_reached_but_not_added_is_built_and_run():
+    wf = Workflow("w")
+    a, b = State("a"), State("b")
+    wf.add_state(a, initial_state=True)
+
+    @a.task(namespace="a")
+    def t(input: Draft) -> Draft:
+        return input
+
+    @b.task(namespace="b")
+    def u(input: Draft) -> Score:
+        return Score(score=len(input.text))
+
+    @a.condition()
+    def go(output) -> bool:
+        return True
+
+    @b.condition()
+    def never(output: Score) -> bool:
+        return output.score > 100
+
+    (a & go) >> b
+    (b & never) >> a
+    result = run_workflow(wf, {"text": "abc"})
+    assert result.path == ["a", "b"] and result.output == {"score": 3}
+    assert result.steps[1].conditions == {"never": False}
+    assert b.phases == [["u"], ["never"]]
+
+
+def test_condition_results_are_not_part_of_the_state_output():
+    result = run_workflow(build(1), {"text": "x"})
+    review = result.steps[1]
+    assert set(review.result.outputs) == {"grade", "score", "good_enough", "again"}
+    assert result.steps[0].conditions == {"always": True}
+    assert result.output == {"text": "X!", "rounds": 1}
+    assert review.next_state == "publish"

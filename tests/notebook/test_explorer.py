@@ -13,7 +13,11 @@ def status_classes(button):
 
 
 def buttons(explorer):
-    return explorer._buttons
+    return explorer.phase_strip.buttons
+
+
+def details(explorer):
+    return explorer.details.html.value
 
 
 def test_explore_builds_the_parts(design):
@@ -25,7 +29,10 @@ def test_explore_builds_the_parts(design):
         b.description
         for b in (ex.run_button, ex.stop_button, ex.run_selected_button, ex.clear_cache_button)
     ] == ["Run", "Stop", "Run selected", "Clear cache"]
-    assert ex.graph.value[:4] == b"\x89PNG"
+    assert "germinate-graph" in ex.graph._dom_classes
+    assert ex.graph.names.split("\n") == ["tokenize", "count"]
+    assert ex.graph.background.startswith(b"<?xml") and b"<script" not in ex.graph.background
+    assert ex.graph.phase_x == [48.0, 144.0]  # two phases, 96 units apart
     assert sorted(buttons(ex)) == ["count", "tokenize"]
     for name, button in buttons(ex).items():
         assert button.description == name
@@ -34,7 +41,7 @@ def test_explore_builds_the_parts(design):
     rows = ex.phase_strip.children
     assert [[c.description for c in row.children[1:]] for row in rows] == [["tokenize"], ["count"]]
     assert list(ex.input_form.fields) == ["text"]
-    assert ex.progress_label.value == "0/2 tasks"
+    assert ex.status_line.text == "Not run yet · 2 tasks"
 
 
 def test_run_button_runs_in_background_and_updates_live():
@@ -65,9 +72,10 @@ def test_run_button_runs_in_background_and_updates_live():
     assert result.outputs["second"] == X(x=10)
     assert status_classes(buttons(ex)["first"]) == ["germinate-status-succeeded"]
     assert status_classes(buttons(ex)["second"]) == ["germinate-status-succeeded"]
-    assert ex.progress.value == 2 and ex.progress_label.value == "2/2 tasks"
+    assert (ex.status_line.done, ex.status_line.total) == (2, 2)
+    assert ex.status_line.counts == {"succeeded": 2}
+    assert ex.graph.statuses == {"first": "succeeded", "second": "succeeded"}
     assert not ex.run_button.disabled and ex.stop_button.disabled
-    assert ex.redraws >= 2
 
 
 def test_second_click_never_starts_second_run():
@@ -112,7 +120,8 @@ def test_stop_cancels_the_run():
     assert result.status == "cancelled"
     assert status_classes(buttons(ex)["slow"]) == ["germinate-status-cancelled"]
     assert status_classes(buttons(ex)["after"]) == ["germinate-status-cancelled"]
-    assert "Run cancelled" in ex.message.value
+    assert ex.status_line.text.startswith("Run cancelled in ")
+    assert ex.status_line.counts == {"cancelled": 2} and ex.status_line.done == 2
 
 
 def test_failure_shows_failed_skipped_and_error_in_details():
@@ -133,12 +142,16 @@ def test_failure_shows_failed_skipped_and_error_in_details():
     ex.wait(5)
     assert status_classes(buttons(ex)["boom"]) == ["germinate-status-failed"]
     assert status_classes(buttons(ex)["later"]) == ["germinate-status-skipped"]
-    ex.select("boom")
-    assert "&lt;b&gt;bad&lt;/b&gt; value" in ex.details.value
-    assert "<b>bad</b>" not in ex.details.value
-    assert "ValueError" in ex.details.value and "Traceback" in ex.details.value
+    assert ex.selected == "boom"  # the first failed task is selected at the end of the run
+    assert ex.status_line.text.endswith("1 failed: boom — ValueError: <b>bad</b> value"), (
+        ex.status_line.text
+    )
+    assert "&lt;b&gt;bad&lt;/b&gt; value" in ex.status_line.value
+    assert "&lt;b&gt;bad&lt;/b&gt; value" in details(ex)
+    assert "<b>bad</b>" not in details(ex)
+    assert "ValueError" in details(ex) and "Traceback" in details(ex)
     ex.select("later")
-    assert "skipped because 'boom' failed" in ex.details.value
+    assert "skipped because 'boom' failed" in details(ex)
 
 
 def test_details_pane_escapes_and_truncates_outputs():
@@ -157,12 +170,11 @@ def test_details_pane_escapes_and_truncates_outputs():
     ex.run_button.click()
     ex.wait(5)
     ex.select("evil")
-    details = ex.details.value
-    assert "<img" not in details and "&lt;img src=x onerror=alert(1)&gt;" in details
-    assert "<details class='germinate-long'>" in details and "2002 characters" in details
-    assert "<td>state</td><td>evil</td>" in details
-    assert "agent.evil_executor" in details
-    assert "<code>html</code>" in details
+    shown = details(ex)
+    assert "<img" not in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown
+    assert "<td>state</td><td>evil</td>" in shown
+    assert "agent.evil_executor" in shown
+    assert "<code>html</code>" in shown and "y" * 2000 in shown  # under the cap: whole
 
 
 def test_select_shows_schemas_and_enables_run_selected(design):
@@ -172,10 +184,11 @@ def test_select_shows_schemas_and_enables_run_selected(design):
     ex.select("count")
     assert ex.selected == "count"
     assert not ex.run_selected_button.disabled
-    d = ex.details.value
-    assert "<td>parents</td><td>tokenize</td>" in d
+    d = details(ex)
+    assert "<td>parents</td><td>tokenize</td>" in d and "<td>phase</td><td>phase 2</td>" in d
     assert "<b>T</b>" in d and "<code>tokens</code>" in d and "<code>list[str]</code>" in d
-    assert buttons(ex)["count"].layout.border == "2px solid #0969da"
+    assert "var(--jp-brand-color1" in buttons(ex)["count"].layout.border
+    assert ex.graph.selected == "count"
     with pytest.raises(GerminateError, match=r"no task 'cont' in state 'design'. Did you mean"):
         ex.select("cont")
 
@@ -286,13 +299,14 @@ def test_live_update_when_task_declared_later(design):
         time.sleep(0.05)
     assert "report" in buttons(ex)
     assert [c.description for c in ex.phase_strip.children[2].children[1:]] == ["report"]
+    assert ex.graph.names.split("\n") == ["tokenize", "count", "report"]
 
 
 def test_reset_empties_explorer_with_message(design, fresh_registry):
     ex = explore(design)
     fresh_registry.clear()
     ex.refresh()
-    assert ex.phase_strip.children == ()
+    assert ex.phase_strip.children == () and ex.graph.names == ""
     assert "no longer exists (the registry was reset)" in ex.message.value
     assert ex.run_button.disabled
 
@@ -339,7 +353,8 @@ def test_workflow_shows_state_machine_and_opens_states():
     ex = explore(wf)
     assert ex.machine.value[:4] == b"\x89PNG"
     assert list(ex.state_selector.options) == ["one", "two"]
-    assert sorted(buttons(ex)) == ["a"]
+    assert sorted(buttons(ex)) == ["a", "go"]  # the condition runs as the state's last task
+    assert ex.graph.conditions == ["go"]
     ex.state_selector.value = "two"
     assert sorted(buttons(ex)) == ["b"] and ex.state_name == "two"
 
@@ -352,7 +367,7 @@ def test_explore_rejects_other_things():
 def test_callback_errors_are_shown_not_swallowed(design, monkeypatch):
     ex = explore(design)
     shown = []
-    monkeypatch.setattr("germinate_nb.notebook.explorer._report", shown.append)
+    monkeypatch.setattr("germinate_nb.notebook.explorer.report", shown.append)
 
     def broken(*a, **k):
         raise RuntimeError("draw failed")
@@ -385,9 +400,10 @@ def test_runs_started_elsewhere_show_in_the_explorer(design):
 
     ex = explore(design)
     run(design, {"text": "a b"})
+    assert ex.wait(5) is not None
     assert status_classes(buttons(ex)["count"]) == ["germinate-status-succeeded"]
     assert ex.last_result.outputs["count"] == C(n=2)
-    assert ex.progress_label.value == "2/2 tasks"
+    assert ex.status_line.done == 2
     other = State("unrelated")
 
     @other.task(namespace="unrelated")
@@ -414,7 +430,7 @@ def test_redisplay_from_the_same_cell_closes_the_previous_explorer(
     second = explore(design)
     second._repr_mimebundle_()
     assert first.comm is None and second.comm is not None
-    assert fresh_registry.run_observers == [second._observer]
+    assert fresh_registry.run_observers == [second.follower]
     monkeypatch.setattr("germinate_nb.notebook.explorer._current_cell_id", lambda: "cell-2")
     third = explore(design)
     third._repr_mimebundle_()
@@ -464,9 +480,9 @@ def test_select_survives_an_output_whose_repr_raises():
     assert result.ok
     assert "<code>&lt;Out instance at 0x" in result._repr_html_()  # reprlib's own fallback
     ex.select("opaque")
-    details = ex.details.value
-    assert "&lt;repr failed: ValueError: no &lt;repr&gt; for you&gt;" in details
-    assert "&#x27;fine&#x27;" in details
+    shown = details(ex)
+    assert "&lt;repr failed: ValueError: no &lt;repr&gt; for you&gt;" in shown
+    assert "&#x27;fine&#x27;" in shown
 
 
 def test_explore_draws_dollar_signs_literally():
@@ -495,7 +511,7 @@ def test_explore_draws_dollar_signs_literally():
 
     (s & go) >> wf.states[1]
     ex = explore(s)
-    assert "$x^$" in ex.message.value and ex.graph.value[:4] == b"\x89PNG"
+    assert "$x^$" in ex.message.value and ex.graph.background.startswith(b"<?xml")
     ex.select("pick")
     ex.close()
     ex = explore(wf)

@@ -1,0 +1,187 @@
+"""Following runs without slowing them: events are recorded, widgets updated from a thread of ours.
+
+A :class:`RunFollower` is an observer of every run of the registry (``registry.run_observers``).
+Its event methods only record (a set add under a lock), so the run's threads never wait on
+widgets; one UI thread per explorer applies the recorded changes at most ``INTERVAL`` apart.
+The follower holds its explorer weakly and unsubscribes itself when the explorer is closed or
+collected (``weakref.finalize``), so one explorer is one subscription.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from germinate_nb.core.registry import TaskRegistry
+from germinate_nb.execution.result import RunResult, TaskRun
+
+if TYPE_CHECKING:
+    from germinate_nb.notebook.explorer import DagExplorer
+
+__all__ = ["INTERVAL", "RunFollower", "report", "spawn"]
+
+_log = logging.getLogger("germinate_nb")
+
+INTERVAL = 0.1
+"""Seconds between two widget updates during a run (the picture patch, strip, status line)."""
+IDLE_EXIT = 5.0
+"""Seconds without a run after which the UI thread ends."""
+
+SHUTTING_DOWN = threading.Event()
+_THREADS: set[threading.Thread] = set()
+_THREADS_LOCK = threading.Lock()
+
+
+def spawn(target: Callable[[], Any], name: str, delay: float = 0.0) -> threading.Thread | None:
+    """Start a daemon helper thread that the interpreter's exit waits for (no drawing then)."""
+    if SHUTTING_DOWN.is_set():
+        return None
+
+    def body() -> None:
+        try:
+            if delay and SHUTTING_DOWN.wait(delay):
+                return
+            if not SHUTTING_DOWN.is_set():
+                target()
+        finally:
+            with _THREADS_LOCK:
+                _THREADS.discard(threading.current_thread())
+
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    with _THREADS_LOCK:
+        _THREADS.add(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _stop_helpers() -> None:
+    """At exit, let helper threads finish what they draw: C++ mid-draw must not be torn down."""
+    SHUTTING_DOWN.set()
+    with _THREADS_LOCK:
+        threads = list(_THREADS)
+    for thread in threads:
+        thread.join(timeout=2.0)
+
+
+def report(err: BaseException) -> None:
+    """Show an unexpected error in the notebook (never let it vanish)."""
+    try:
+        from IPython import get_ipython  # type: ignore[attr-defined]
+
+        shell = get_ipython()
+    except Exception:
+        shell = None
+    if shell is not None:
+        shell.showtraceback((type(err), err, err.__traceback__))
+    else:
+        _log.error("germinate_nb explorer: %s", err, exc_info=err)
+
+
+class RunFollower:
+    """Records the events of every run of one state for an explorer; a UI thread applies them."""
+
+    def __init__(self, explorer: DagExplorer, registry: TaskRegistry) -> None:
+        self._ref = weakref.ref(explorer)
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self.result: RunResult | None = None  # the run being followed
+        self.changed: set[str] = set()
+        self.started = False
+        self.ended = False
+        self.paused = False  # no view on screen: events are still recorded, nothing is drawn
+        self._thread: threading.Thread | None = None
+        registry.run_observers.append(self)
+        weakref.finalize(explorer, self.stop)
+
+    # -- the observer protocol: called from the run's threads, never waits ---------------------
+
+    def _mine(self, result: RunResult) -> bool:
+        explorer = self._ref()
+        if explorer is None or self._stopped.is_set():
+            self.stop()
+            return False
+        return result.state == explorer.state_name
+
+    def on_run_start(self, result: RunResult) -> None:
+        """A run of the state starts: follow it (a newer run replaces an older one)."""
+        if not self._mine(result):
+            return
+        with self._lock:
+            self.result = result
+            self.changed = set(result.task_runs)
+            self.started, self.ended = True, False
+        explorer = self._ref()
+        if explorer is not None:
+            explorer._run_done.clear()  # wait() now waits for this run to be on display
+        self._ensure_thread()
+        self._wake.set()
+
+    def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
+        """Record that a task started."""
+        if result is self.result:
+            with self._lock:
+                self.changed.add(task_run.name)
+
+    def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
+        """Record that a task ended."""
+        if result is self.result:
+            with self._lock:
+                self.changed.add(task_run.name)
+
+    def on_run_end(self, result: RunResult) -> None:
+        """Record the end: the UI thread shows it at once."""
+        if result is self.result:
+            with self._lock:
+                self.ended = True
+            self._wake.set()
+
+    # -- the UI thread -------------------------------------------------------------------------
+
+    def take(self) -> tuple[RunResult | None, set[str], bool, bool]:
+        """What happened since the last call: (run, changed tasks, started, ended)."""
+        with self._lock:
+            taken = (self.result, self.changed, self.started, self.ended)
+            self.changed, self.started = set(), False
+            if self.ended:
+                self.ended = False
+            return taken
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = spawn(self._loop, "germinate-ui")
+
+    def _loop(self) -> None:
+        busy = True  # a run just started
+        while not self._stopped.is_set() and not SHUTTING_DOWN.is_set():
+            if busy:
+                self._wake.wait(INTERVAL)  # the run's end wakes it at once
+            elif not self._wake.wait(IDLE_EXIT):
+                return  # idle: the next run's start starts a new loop
+            self._wake.clear()
+            explorer = self._ref()
+            if explorer is None:
+                self.stop()
+                return
+            try:
+                busy = bool(explorer._apply_run_changes())
+            except Exception as err:
+                report(err)
+                busy = False
+            del explorer
+
+    def stop(self) -> None:
+        """Stop following (the explorer is closed or gone)."""
+        self._stopped.set()
+        self._wake.set()
+        observers = self._registry.run_observers
+        if self in observers:
+            observers.remove(self)

@@ -1,0 +1,3 @@
+"""seed_pipeline.py is a notebook-style module the tests run with runpy, not a test module."""
+
+collect_ignore = ["seed_pipeline.py"]
