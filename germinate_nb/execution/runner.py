@@ -42,7 +42,7 @@ _RUNNING, _SUCCEEDED, _FAILED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskSt
 _SKIPPED, _CACHED, _CANCELLED = TaskStatus.SKIPPED, TaskStatus.CACHED, TaskStatus.CANCELLED
 SETTLE_TIMEOUT = 2.0
 """Seconds a cancel waits for cancelled async tasks to unwind before reporting the run over."""
-_record_of = tuple.__new__  # TaskRecord(...) without NamedTuple's keyword handling: 0.2 us
+_record_of = tuple.__new__  # TaskRecord(...) without NamedTuple's keyword handling
 
 
 def _now() -> datetime:
@@ -86,8 +86,9 @@ class Run:
     the backend. The thread that calls :meth:`execute` only waits (or runs inline tasks).
 
     With a run store (``store``, resolved once by :func:`resolve_store`) the run and each task
-    run are recorded: the scheduler only appends a prebuilt tuple to the store's queue, and
-    the store's thread writes them once no run is going on. With ``reuse`` the task's life on
+    run are recorded: the scheduler only appends ``(head, outcome)`` to the store's queue (the
+    outcome is already made, and never changed after), and the store's thread turns it into a
+    row once no run is going on. With ``reuse`` the task's life on
     the worker also looks the store up when the in-memory cache misses.
     """
 
@@ -130,9 +131,15 @@ class Run:
         finally:
             gc_tuning.restore()
         # last, once nothing else can fail: a warning about the store points at run()'s caller
-        self.store = resolve_store(store, stacklevel=4)
-        self.result.store = self.store
-        self._record = self.store.record if self.store is not None else None
+        found = resolve_store(store, stacklevel=4)
+        if found is not None and not found.usable:  # a RunStore given that failed since
+            found.warn_failure(stacklevel=3)
+            found = None
+        self.store = found
+        self.result.store = found
+        self._record = found.record if found is not None else None
+        self._sink = found.outcome_sink() if found is not None else None
+        self._head = (self.run_id, self.name)  # what the store's rows of this run start with
         self._lookup = (
             ReuseLookup(self.store, self.name)
             if self.store is not None and reuse and not self._eager
@@ -397,15 +404,12 @@ class Run:
         tr._live = None
         if outcome.input is not None:
             tr.input = outcome.input
-        record = self._record
         if kind == "ok" or kind == "cached":
             tr.output = outcome.output
             if kind == "ok":
                 tr.status = _SUCCEEDED
-                status = "succeeded"
             else:
                 tr.status = _CACHED
-                status = "cached"
             if (kind == "ok" or outcome.from_store) and outcome.dump is not None:
                 if outcome.input_dump is not UNHASHABLE:
                     self._cache[(self.name, name)] = CacheEntry(
@@ -416,27 +420,6 @@ class Run:
                     )
             if self._plan[name][2] and outcome.dump is not None:
                 self._dumps[name] = outcome.dump
-            if record is not None:  # the writer thread makes the hash, the JSON and the text
-                record(
-                    _record_of(
-                        TaskRecord,
-                        (
-                            self.run_id,
-                            self.name,
-                            name,
-                            outcome.fingerprint,
-                            outcome.input_dump,
-                            status,
-                            outcome.dump,
-                            type(outcome.output),
-                            outcome.log,
-                            "",
-                            outcome.start,
-                            outcome.duration,
-                            1,
-                        ),
-                    )  # fmt: skip
-                )
         else:
             if kind == "skipped":  # an eager backend's view; here the parent is final already
                 msg = (
@@ -450,27 +433,10 @@ class Run:
             for child in skipped:
                 runs[child].status = _SKIPPED
                 runs[child].skipped_because = name
-            if record is not None:
-                record(
-                    _record_of(
-                        TaskRecord,
-                        (
-                            self.run_id,
-                            self.name,
-                            name,
-                            outcome.fingerprint,
-                            "",
-                            "failed",
-                            None,
-                            "",
-                            outcome.log,
-                            outcome.error,
-                            outcome.start,
-                            outcome.duration,
-                            1,
-                        ),
-                    )  # fmt: skip
-                )
+        sink = self._sink
+        if sink is not None:  # the store's thread makes the row: hash, JSON, text
+            sink((self._head, outcome))
+            if skipped:
                 note = f"skipped: '{name}' failed"
                 for child in skipped:
                     self._record_plain(child, "skipped", error=note)

@@ -390,9 +390,10 @@ class RunStore(StoreWriter):
                 self._conn.close()
             _LIVE.discard(self)
             with _REGISTRY_LOCK:
-                for key, found in list(_REGISTRY.items()):
-                    if found is self:
-                        del _REGISTRY[key]
+                for table in (_REGISTRY, _BY_TEXT):
+                    for key, found in list(table.items()):
+                        if found is self:
+                            del table[key]
         if warn:
             self._emit_pending()
 
@@ -461,7 +462,8 @@ class ReuseLookup:
 # -- the process's stores: one per path, written out at exit, forgotten in a forked child ----
 
 _LIVE: set[RunStore] = set()
-_REGISTRY: dict[str, RunStore] = {}
+_REGISTRY: dict[str, RunStore] = {}  # by resolved path
+_BY_TEXT: dict[str, RunStore] = {}  # by the absolute path as written, for resolve_store's speed
 _REGISTRY_LOCK = threading.Lock()
 _EXIT_TIMEOUT: Final = 5.0
 StoreChoice = RunStore | str | os.PathLike[str] | bool | None
@@ -575,9 +577,13 @@ def resolve_store(
     store = _chosen(store)
     if isinstance(store, RunStore):
         return store
-    path = _store_path(store, base)
-    if path is None:
+    where = _store_text(store, base)
+    if where is None:
         return None
+    quick = _BY_TEXT.get(where)  # each run resolves its store: no file system access then
+    if quick is not None and quick.usable:
+        return quick
+    path = Path(where)
     try:
         key = str(path.resolve())
     except (OSError, RuntimeError):  # a symlink loop: the file will fail to open anyway
@@ -586,6 +592,7 @@ def resolve_store(
     with _REGISTRY_LOCK:
         found = _REGISTRY.get(key)
         if found is not None and found.usable:
+            _BY_TEXT[where] = found
             return found
         if found is not None:  # it failed since: try the file again
             del _REGISTRY[key]
@@ -595,7 +602,7 @@ def resolve_store(
         except StoreError as exc:
             error: StoreError | None = exc
         else:
-            _REGISTRY[key] = opened
+            _REGISTRY[key] = _BY_TEXT[where] = opened
             error = None
     if failed is not None:
         failed.close(timeout=0.5, warn=False)
@@ -619,19 +626,29 @@ def _is_off(store: StoreChoice) -> bool:
 
 
 def _store_path(store: StoreChoice, base: Any) -> Path | None:
+    where = _store_text(store, base)
+    return None if where is None else Path(where)
+
+
+def _store_text(store: StoreChoice, base: Any) -> str | None:
+    """The absolute path of the store file, as text (cheap: no file system access)."""
     if store is False:
         return None
-    folder = Path(base) if base is not None else Path(os.getcwd())
     if store is None or store is True:
         env = os.environ.get(ENV_VAR, "").strip()
         if env.lower() == "off":
-            return None if store is None else folder / DEFAULT_PATH
-        return folder / Path(env).expanduser() if env else folder / DEFAULT_PATH
+            if store is None:
+                return None
+            env = ""
+        name = os.path.expanduser(env) if env else DEFAULT_PATH
+        return os.path.abspath(os.path.join(base if base is not None else os.getcwd(), name))
     if isinstance(store, (str, os.PathLike)):
         text = os.fsdecode(os.fspath(store)).strip()
         if text.lower() == "off":
             return None
-        return Path(text).expanduser() if text else _store_path(None, base)
+        if not text:
+            return _store_text(None, base)
+        return os.path.abspath(os.path.expanduser(text))
     msg = (
         f"store={store!r} is not a run store: pass a path, 'off', True, False, None or a "
         "RunStore (e.g. store='.germinate/runs.sqlite')"
@@ -658,6 +675,7 @@ def _forget_after_fork() -> None:
         store._queue.clear()
     _LIVE.clear()
     _REGISTRY.clear()
+    _BY_TEXT.clear()
     _REGISTRY_LOCK = threading.Lock()
 
 

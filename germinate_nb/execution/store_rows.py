@@ -245,6 +245,24 @@ def task_row(r: TaskRecord) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def outcome_row(head: tuple[str, str], outcome: Any) -> tuple[Any, ...]:
+    """The ``task_runs`` row of an engine outcome (see ``StoreWriter.outcome_sink``)."""
+    run_id, state = head
+    kind = outcome.kind
+    if kind == "ok" or kind == "cached":
+        record = TaskRecord(
+            run_id, state, outcome.name, outcome.fingerprint, outcome.input_dump,
+            "succeeded" if kind == "ok" else "cached", outcome.dump, type(outcome.output),
+            outcome.log, "", outcome.start, outcome.duration,
+        )  # fmt: skip
+    else:  # an error, or a task an eager backend did not run: failed
+        record = TaskRecord(
+            run_id, state, outcome.name, outcome.fingerprint, "", "failed", None, "",
+            outcome.log, outcome.error, outcome.start, outcome.duration,
+        )  # fmt: skip
+    return task_row(record)
+
+
 def error_text(error: Any) -> str:
     """A task error as stored: ``type: message``, then its traceback (text is kept as it is)."""
     if not error:

@@ -18,7 +18,7 @@ import time
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from germinate_nb.execution import store_rows as rows
 from germinate_nb.execution import store_schema
@@ -42,8 +42,25 @@ class StoreWarning(RuntimeWarning):
 
 
 _STOP: Final = object()
-_BEGIN: Final = "begin"
-_END: Final = "end"
+
+
+class _Begin(NamedTuple):
+    run_id: str
+    state: str
+    input_dump: Any
+    started: float
+    origin: str
+
+
+class _End(NamedTuple):
+    run_id: str
+    ended: float
+    status: str
+
+
+def _is_task(item: Any) -> bool:
+    """Is this queued item a task run (a TaskRecord, or an engine's ``(head, outcome)``)?"""
+    return type(item) is TaskRecord or type(item) is tuple
 
 
 WARNED: set[tuple[str, str]] = set()  # (path, reason) already shown in this process
@@ -118,7 +135,7 @@ class StoreWriter:
         self, run_id: str, state: str, input_dump: Any, started: float, *, origin: str = ""
     ) -> None:
         """Queue a new run (status ``running``); ``input_dump`` is stored as JSON if it can be."""
-        self._enqueue((_BEGIN, run_id, state, input_dump, started, origin))
+        self._enqueue(_Begin(run_id, state, input_dump, started, origin))
 
     def record(self, record: TaskRecord) -> None:
         """Queue a task run. Costs a deque append; never blocks, never raises, never warns."""
@@ -127,9 +144,22 @@ class StoreWriter:
             if not self._wake.is_set():
                 self._wake.set()
 
+    def outcome_sink(self) -> Any:
+        """The engine's way to record: a function taking ``((run_id, state), outcome)`` pairs.
+
+        It is the queue's own ``append`` (about 0.05 us): no record is built, nothing is
+        checked, the writer is not woken. The writer turns the engine's
+        :class:`~germinate_nb.execution.backend.Outcome` into a row (it reads ``name``,
+        ``kind``, ``fingerprint``, ``input_dump``, ``dump``, ``output``'s type, ``log``,
+        ``error``, ``start`` and ``duration``, which the engine no longer changes). Use it
+        between :meth:`begin_run` (which wakes the writer) and :meth:`end_run`: while runs go
+        on the writer looks at the queue itself.
+        """
+        return self._queue.append
+
     def end_run(self, run_id: str, ended: float, status: str) -> None:
         """Queue the end of a run: its end time and final status."""
-        self._enqueue((_END, run_id, ended, status))
+        self._enqueue(_End(run_id, ended, status))
 
     def warn_failure(self, stacklevel: int = 2) -> None:
         """Show the one warning of a failure not shown yet (``stacklevel`` as for ``warn``)."""
@@ -176,7 +206,7 @@ class StoreWriter:
         self._rows_per_insert = max(1, min(self._batch_size, limit // rows.TASK_ROW_WIDTH))
         try:
             while True:
-                self._wake.wait()
+                self._wait_for_rows()
                 if not self._hurry.is_set():
                     self._hurry.wait(self._interval)  # gather a batch
                 self._wake.clear()
@@ -188,6 +218,13 @@ class StoreWriter:
             self._fail(f"{type(exc).__name__}: {one_line(exc)}")
         finally:
             conn.close()
+
+    def _wait_for_rows(self) -> None:
+        """Sleep until woken; while runs go on, also wake when their rows are queued."""
+        wake, queue = self._wake, self._queue
+        while not wake.wait(None if _IDLE.is_set() else _POLL):
+            if queue:
+                return
 
     def _wait_for_idle(self) -> None:
         """Let the runs of the process go on: wait until none is active, within limits."""
@@ -220,7 +257,7 @@ class StoreWriter:
                 reason = one_line(exc)
                 if not isinstance(exc, sqlite3.Error):
                     reason = f"{type(exc).__name__}: {reason}"
-                self._fail(reason, dropped=sum(type(item) is TaskRecord for item in items))
+                self._fail(reason, dropped=sum(_is_task(item) for item in items))
                 stop = True
             for marker in markers:
                 marker.set()
@@ -232,14 +269,16 @@ class StoreWriter:
         """Write one batch of queued items in one transaction."""
         runs, tasks, ends = [], [], []
         for item in items:
-            if type(item) is TaskRecord:
+            kind = type(item)
+            if kind is tuple:  # the engine's (head, outcome)
+                tasks.append(rows.outcome_row(*item))
+            elif kind is TaskRecord:
                 tasks.append(rows.task_row(item))
-            elif type(item) is tuple:
-                if item[0] == _BEGIN:
-                    _, run_id, state, dump, started, origin = item
-                    runs.append((run_id, state, started, rows.json_or_none(dump), origin))
-                else:
-                    ends.append((item[2], item[3], item[1]))
+            elif kind is _Begin:
+                run_id, state, dump, started, origin = item
+                runs.append((run_id, state, started, rows.json_or_none(dump), origin))
+            elif kind is _End:
+                ends.append((item.ended, item.status, item.run_id))
         if not (runs or tasks or ends):
             return
         conn.execute("BEGIN IMMEDIATE")
@@ -269,7 +308,7 @@ class StoreWriter:
                     item = self._queue.popleft()
                 except IndexError:  # the writer may be draining too
                     break
-                if type(item) is TaskRecord:
+                if _is_task(item):
                     dropped += 1
                 elif isinstance(item, threading.Event):
                     item.set()

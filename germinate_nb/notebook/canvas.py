@@ -50,9 +50,9 @@ class DagCanvas(anywidget.AnyWidget):
         sync=True
     )
     names = t.Unicode("", help="Task names, one per line (node i is line i).").tag(sync=True)
-    conditions = t.List(
-        t.Unicode(), help="Names of the condition tasks (drawn as diamonds)."
-    ).tag(sync=True)
+    conditions = t.List(t.Unicode(), help="Names of the condition tasks (drawn as diamonds).").tag(
+        sync=True
+    )
     xy = t.Bytes(b"", help="float32 x, y per node, in SVG user units.").tag(sync=True)
     edges = t.Bytes(b"", help="int32 parent, child node indices per edge.").tag(sync=True)
     size = t.List([1.0, 1.0], help="[width, height] of the picture in user units.").tag(sync=True)
