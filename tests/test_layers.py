@@ -10,6 +10,10 @@ import germinate_nb
 PACKAGE = Path(germinate_nb.__file__).parent
 # graph is the bottom layer (pure algorithms over adjacency mappings); errors.py is shared.
 LAYERS = {"graph": 0, "core": 1, "execution": 2, "render": 3, "notebook": 4, "cli": 4}
+# The one deliberate exception, imported when called: RunResult.timeline() is the convenience the
+# run-feedback issue asks for ("result.timeline() returning a matplotlib figure"); it hands the
+# result to render.timeline, which reads only the result.
+ALLOWED = {("execution/result.py", "germinate_nb.render.timeline")}
 
 
 def _layer(module: str) -> int | None:
@@ -39,8 +43,9 @@ def test_no_module_imports_an_upper_layer():
             continue
         for line, imported in _imports(path):
             other = _layer(imported)
-            if other is not None and other > own:
-                upward.append(f"{path.relative_to(PACKAGE)}:{line} imports {imported}")
+            where = path.relative_to(PACKAGE).as_posix()
+            if other is not None and other > own and (where, imported) not in ALLOWED:
+                upward.append(f"{where}:{line} imports {imported}")
     assert upward == []
 
 

@@ -624,7 +624,7 @@ class DagExplorer(widgets.VBox):
 
     def _apply_run_changes(self) -> bool:
         """Show what the followed run did since the last call; True while it goes on."""
-        result, changed, started, ended = self.follower.take()
+        result, started, _ended = self.follower.take()
         if result is None:
             return False
         with self._lock:
@@ -637,23 +637,26 @@ class DagExplorer(widgets.VBox):
             snap = self._snap
             if snap is None:
                 return False
-            for name in changed:
-                run = result.task_runs.get(name)
-                if run is not None:
-                    self.statuses[name] = run.status.value
+            final = RunStatus(result.status).is_final  # read first: statuses below are final
+            statuses = self.statuses
+            changed = set()
+            for name, run in result.task_runs.items():
+                status = run.status.value
+                if statuses.get(name) != status:
+                    statuses[name] = status
+                    changed.add(name)
             if started:  # the tasks outside a "run selected" are not run in it
                 for name in snap.names:
-                    if name not in result.task_runs:
-                        self.statuses[name] = NOT_RUN
-                changed = set(snap.names)
-            final = RunStatus(result.status).is_final
+                    if name not in result.task_runs and statuses.get(name) != NOT_RUN:
+                        statuses[name] = NOT_RUN
+                        changed.add(name)
             if final:
                 self._finish_run(result)
                 return False
-            self.graph.set_statuses(
-                {n: self.statuses.get(n, "pending") for n in changed}, self._notes(changed)
-            )
-            self.phase_strip.update(self.statuses, self.marks, self.selected, changed)
+            if changed:
+                ended = [n for n in changed if statuses[n] not in ("pending", "running", NOT_RUN)]
+                self.graph.set_statuses({n: statuses[n] for n in changed}, self._notes(ended))
+                self.phase_strip.update(statuses, self.marks, self.selected, changed)
             self._show_status()
             self._show_live_details(result, changed)
             return True

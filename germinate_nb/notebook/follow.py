@@ -1,8 +1,10 @@
 """Following runs without slowing them: events are recorded, widgets updated from a thread of ours.
 
 A :class:`RunFollower` is an observer of every run of the registry (``registry.run_observers``).
-Its event methods only record (a set add under a lock), so the run's threads never wait on
-widgets; one UI thread per explorer applies the recorded changes at most ``INTERVAL`` apart.
+It hears only a run's start and end: per-task events would cost the run a call per task, while
+the :class:`RunResult` is live anyway, so one UI thread per explorer reads the statuses that
+changed from it at most ``INTERVAL`` apart (and at once when the run ends). The run's threads
+never wait on widgets.
 The follower holds its explorer weakly and unsubscribes itself when the explorer is closed or
 collected (``weakref.finalize``), so one explorer is one subscription.
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from germinate_nb.core.registry import TaskRegistry
-from germinate_nb.execution.result import RunResult, TaskRun
+from germinate_nb.execution.result import RunResult
 
 if TYPE_CHECKING:
     from germinate_nb.notebook.explorer import DagExplorer
@@ -92,7 +94,6 @@ class RunFollower:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self.result: RunResult | None = None  # the run being followed
-        self.changed: set[str] = set()
         self.started = False
         self.ended = False
         self.paused = False  # no view on screen: events are still recorded, nothing is drawn
@@ -115,25 +116,13 @@ class RunFollower:
             return
         with self._lock:
             self.result = result
-            self.changed = set(result.task_runs)
             self.started, self.ended = True, False
         explorer = self._ref()
         if explorer is not None:
             explorer._run_done.clear()  # wait() now waits for this run to be on display
+        # no wake-up: the first update comes INTERVAL later, so a short run never shares the
+        # interpreter with widget updates (its end wakes the thread at once)
         self._ensure_thread()
-        self._wake.set()
-
-    def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
-        """Record that a task started."""
-        if result is self.result:
-            with self._lock:
-                self.changed.add(task_run.name)
-
-    def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
-        """Record that a task ended."""
-        if result is self.result:
-            with self._lock:
-                self.changed.add(task_run.name)
 
     def on_run_end(self, result: RunResult) -> None:
         """Record the end: the UI thread shows it at once."""
@@ -144,13 +133,11 @@ class RunFollower:
 
     # -- the UI thread -------------------------------------------------------------------------
 
-    def take(self) -> tuple[RunResult | None, set[str], bool, bool]:
-        """What happened since the last call: (run, changed tasks, started, ended)."""
+    def take(self) -> tuple[RunResult | None, bool, bool]:
+        """The run followed, and whether it started or ended since the last call."""
         with self._lock:
-            taken = (self.result, self.changed, self.started, self.ended)
-            self.changed, self.started = set(), False
-            if self.ended:
-                self.ended = False
+            taken = (self.result, self.started, self.ended)
+            self.started = self.ended = False
             return taken
 
     def _ensure_thread(self) -> None:

@@ -26,7 +26,7 @@ from germinate_nb.errors import DagCycleError, GerminateError
 __all__ = ["GerminateMagics", "load", "unload"]
 
 DEFAULT_STATE = "main"
-SUBCOMMANDS = ("list", "show", "phases", "validate", "run", "export", "use", "store", "reset")
+SUBCOMMANDS = ("list", "show", "phases", "validate", "run", "export", "use", "rm", "store", "reset")
 
 
 class Line:
@@ -206,7 +206,7 @@ class GerminateMagics(Magics):
 
     @line_magic
     def germinate(self, line: str) -> Any:
-        """``%germinate list|show|phases|validate|run|export|use|store|reset``.
+        """``%germinate list|show|phases|validate|run|export|use|rm|store|reset``.
 
         ``%germinate store [PATH|off|info]`` chooses the run store of this kernel's later runs
         (and explorers) or reports on it; ``%germinate store prune --keep N [--vacuum]`` keeps
@@ -296,6 +296,28 @@ class GerminateMagics(Magics):
         _registry().default_state = state.name
         return Line(f"✓ default state is now '{state.name}'")
 
+    def _cmd_rm(self, args: argparse.Namespace) -> Line:
+        state = resolve_state(args.state)
+        names = [n.strip() for n in args.task.split(",") if n.strip()]
+        missing = [n for n in names if n not in state]
+        if missing:
+            known = [t.name for t in state.tasks]
+            msg = (
+                f"%germinate rm: no task '{missing[0]}' in state '{state.name}'."
+                f"{did_you_mean(missing[0], known)} Run `%germinate list` to see the tasks."
+            )
+            raise UsageError(msg)
+        lines = []
+        for name in names:
+            task = state.get(name)
+            edges = len(task.parents) + len(task.children)
+            state.remove_task(name)
+            lines.append(
+                f"✓ removed task '{name}' from state '{state.name}'"
+                + (f" with its {edges} edge{'s' if edges != 1 else ''}" if edges else "")
+            )
+        return Line("\n".join(lines))
+
     def _cmd_store(self, args: argparse.Namespace) -> Line:
         from germinate_nb.execution import store as stores
 
@@ -376,6 +398,9 @@ def _parser(sub: str) -> _Parser:
         p.add_argument("state", nargs="?", default=None)
     if sub == "use":
         p.add_argument("state")
+    if sub == "rm":
+        p.add_argument("task", help="Task name (or names, comma-separated).")
+        p.add_argument("--state", default=None, help="State of the task (default: notebook's).")
     if sub in ("validate", "run"):
         p.add_argument("--input", default=None, help="Run input as JSON.")
     if sub == "run":
@@ -476,8 +501,11 @@ def declare_task(shell: Any, line: str, cell: str) -> Any:
         output_schema = (
             _resolve_model(ns, args.output_model, "--output", where) if args.output_model else None
         )
-        if not args.namespace.isidentifier():
-            msg = f"--namespace {args.namespace!r} of {where} is not a Python identifier."
+        if not all(part.isidentifier() for part in args.namespace.split(".")):
+            msg = (
+                f"--namespace {args.namespace!r} of {where} is not a Python identifier (or "
+                "identifiers joined by dots, e.g. agents.ideate)."
+            )
             raise UsageError(msg)
         cycle = _would_cycle(state, name, parents)
         if cycle is not None:
@@ -529,6 +557,7 @@ def _parents(state: State, after: str | None, where: str) -> list[str]:
 
 
 _loaded: dict[int, GerminateMagics] = {}
+_trackers: dict[int, Any] = {}
 
 
 def load(ipython: Any) -> None:
@@ -538,6 +567,12 @@ def load(ipython: Any) -> None:
     magics = GerminateMagics(ipython)
     ipython.register_magics(magics)
     _loaded[id(ipython)] = magics
+    from germinate_nb.notebook.cells import CellTracker
+
+    tracker = CellTracker(ipython)
+    ipython.events.register("pre_run_cell", tracker.pre_run_cell)
+    ipython.events.register("post_run_cell", tracker.post_run_cell)
+    _trackers[id(ipython)] = tracker
 
 
 def unload(ipython: Any) -> None:
@@ -545,6 +580,10 @@ def unload(ipython: Any) -> None:
     magics = _loaded.pop(id(ipython), None)
     if magics is None:
         return
+    tracker = _trackers.pop(id(ipython), None)
+    if tracker is not None:
+        ipython.events.unregister("pre_run_cell", tracker.pre_run_cell)
+        ipython.events.unregister("post_run_cell", tracker.post_run_cell)
     manager = ipython.magics_manager
     for kind, names in magics.magics.items():
         for name in names:

@@ -1,8 +1,8 @@
 """The explorer's phase strip: one row per phase, with a toggle per task while the DAG is small.
 
-Above ``TOGGLE_CAP`` tasks the strip is compact: each row shows its phase's counts by status and
-opens (one phase at a time) to a page of at most ``PAGE`` toggles, so no widget is made per task
-beyond a fixed number. Phase numbers are the state's global phases everywhere.
+Above ``TOGGLE_CAP`` tasks the strip is compact: a table of each phase's counts by status, a
+phase picker, and one page of at most ``PAGE`` toggles of the picked phase, so a DAG of any size
+makes the same few widgets. Phase numbers are the state's global phases everywhere.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ TOGGLE_CAP = 150
 """Up to this many tasks, every task has a toggle; above, the strip is compact."""
 PAGE = 40
 """Toggles shown at once for an opened phase of a compact strip."""
+SUMMARY_ROWS = 60
+"""Phases listed with their counts in a compact strip (the picker reaches every phase)."""
 LIGHT_TEXT = frozenset(("succeeded", "failed"))
 """Statuses whose colour is dark enough for white text."""
 SELECTED_BORDER = "2px solid var(--jp-brand-color1, #0969da)"
@@ -43,8 +45,9 @@ class PhaseStrip(widgets.VBox):
         self._selected = ""
         self._phase_of: dict[str, int] = {}
         self._buttons: dict[str, widgets.Button] = {}
-        self._summaries: list[widgets.HTML] = []
-        self._openers: list[widgets.Button] = []
+        self._picker: widgets.Dropdown | None = None
+        self._summary_box: widgets.HTML | None = None
+        self._page_row: widgets.HBox | None = None
 
     # -- building ------------------------------------------------------------------------------
 
@@ -69,37 +72,77 @@ class PhaseStrip(widgets.VBox):
         self._layout_rows()
 
     def _layout_rows(self) -> None:
+        if self.compact:
+            self._layout_compact()
+            return
         rows: list[widgets.Widget] = []
         buttons: dict[str, widgets.Button] = {}
-        self._summaries, self._openers = [], []
         for i, layer in enumerate(self.layers):
             label = widgets.HTML(f"<b>phase {i + 1}</b>", layout={"width": "70px"})
-            shown = layer
             items: list[widgets.Widget] = [label]
-            if self.compact:
-                summary = widgets.HTML(self._summary(layer))
-                opener = widgets.Button(
-                    description="hide" if self.opened == i else f"show {len(layer)}",
-                    layout={"width": "auto"},
-                    tooltip=f"Show the tasks of phase {i + 1}",
-                )
-                opener.on_click(lambda _b, i=i: self._toggle_phase(i))
-                self._summaries.append(summary)
-                self._openers.append(opener)
-                items += [summary, opener]
-                shown = layer[self.page * PAGE : (self.page + 1) * PAGE] if self.opened == i else []
-            for name in shown:
+            for name in layer:
                 button = self._buttons.get(name) or self._make_button(name)
                 self._style(button, name)
                 buttons[name] = button
                 items.append(button)
-            if self.compact and self.opened == i and len(layer) > PAGE:
-                items += self._pager(i, len(layer))
             rows.append(widgets.HBox(items, layout={"flex_flow": "row wrap"}))
         self._buttons = buttons
         self.children = rows
 
-    def _pager(self, phase: int, size: int) -> list[widgets.Widget]:
+    def _layout_compact(self) -> None:
+        """A fixed number of widgets: counts per phase, a phase picker, one page of toggles."""
+        if self._picker is None:
+            self._summary_box = widgets.HTML()
+            self._picker = widgets.Dropdown(description="Tasks of", layout={"width": "260px"})
+            self._picker.observe(self._on_picker_change, names="value")
+            self._page_row = widgets.HBox(layout={"flex_flow": "row wrap"})
+        options = [("(pick a phase)", -1)] + [
+            (f"phase {i + 1} ({len(layer)} tasks)", i) for i, layer in enumerate(self.layers)
+        ]
+        if list(self._picker.options) != options:
+            self._picker.options = options
+        self._picker.value = self.opened if self.opened is not None else -1
+        self._summary_box.value = self._summaries_html()
+        buttons: dict[str, widgets.Button] = {}
+        items: list[widgets.Widget] = []
+        if self.opened is not None:
+            layer = self.layers[self.opened]
+            for name in layer[self.page * PAGE : (self.page + 1) * PAGE]:
+                button = self._buttons.get(name) or self._make_button(name)
+                self._style(button, name)
+                buttons[name] = button
+                items.append(button)
+            if len(layer) > PAGE:
+                items += self._pager(len(layer))
+        self._buttons = buttons
+        self._page_row.children = items
+        self.children = [self._summary_box, self._picker, self._page_row]
+
+    def _summaries_html(self) -> str:
+        rows = "".join(
+            f"<tr><td style='white-space:nowrap'><b>phase {i + 1}</b></td>"
+            f"<td>{len(layer)}</td><td>{self._summary(layer)}</td></tr>"
+            for i, layer in enumerate(self.layers[:SUMMARY_ROWS])
+        )
+        more = (
+            f"<tr><td colspan=3><i>... and {len(self.layers) - SUMMARY_ROWS} more phases (pick "
+            "one below)</i></td></tr>"
+            if len(self.layers) > SUMMARY_ROWS
+            else ""
+        )
+        return (
+            "<table class='germinate-phase-counts'><thead><tr><th>phase</th><th>tasks</th>"
+            f"<th>by status</th></tr></thead><tbody>{rows}{more}</tbody></table>"
+        )
+
+    def _on_picker_change(self, change: dict[str, Any]) -> None:
+        value = change["new"]
+        opened = None if value is None or value < 0 else int(value)
+        if opened != self.opened:
+            self.opened, self.page = opened, 0
+            self._layout_compact()
+
+    def _pager(self, size: int) -> list[widgets.Widget]:
         pages = -(-size // PAGE)
         back = widgets.Button(description="‹", layout={"width": "32px"}, disabled=self.page == 0)
         more = widgets.Button(
@@ -112,10 +155,6 @@ class PhaseStrip(widgets.VBox):
 
     def _turn(self, step: int) -> None:
         self.page = max(0, self.page + step)
-        self._layout_rows()
-
-    def _toggle_phase(self, phase: int) -> None:
-        self.opened, self.page = (None, 0) if self.opened == phase else (phase, 0)
         self._layout_rows()
 
     def _make_button(self, name: str) -> widgets.Button:
@@ -148,12 +187,10 @@ class PhaseStrip(widgets.VBox):
             button = self._buttons.get(name)
             if button is not None:
                 self._style(button, name)
-        if self.compact:
-            touched = {self._phase_of[n] for n in names if n in self._phase_of}
-            for i in touched if changed is not None else range(len(self.layers)):
-                value = self._summary(self.layers[i])
-                if self._summaries[i].value != value:
-                    self._summaries[i].value = value
+        if self.compact and self._summary_box is not None:
+            value = self._summaries_html()
+            if self._summary_box.value != value:
+                self._summary_box.value = value
 
     def _summary(self, layer: list[str]) -> str:
         counts: dict[str, int] = {}

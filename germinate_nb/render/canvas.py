@@ -81,7 +81,7 @@ def canvas_geometry(snap: DagSnapshot, problems: Iterable[Problem] = ()) -> Geom
 
     Phases are the state's global phases (a focus view dims the rest instead of re-laying out).
     """
-    edges = [(p, n) for n in snap.names for p in snap.parents[n]]
+    edges = [(p, n) for n, ps in snap.parents.items() for p in ps]
     bad = {e for p in problems for e in p.edges}
     if snap.has_cycle:
         positions, back, phases, rows = cyclic_layout(list(snap.names), edges)

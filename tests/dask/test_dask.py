@@ -344,5 +344,6 @@ def test_explorer_offers_the_cluster_and_shows_its_run_live(client):
     ex.run_button.click()
     result = ex.wait(60)
     assert result.ok and result.outputs["right"] == X(x=6)
-    classes = [c for c in ex._buttons["join"]._dom_classes if c.startswith("germinate-status-")]
+    join = ex.phase_strip.buttons["join"]
+    classes = [c for c in join._dom_classes if c.startswith("germinate-status-")]
     assert classes == ["germinate-status-succeeded"]

@@ -180,12 +180,12 @@ def test_explorer_details_are_well_formed_and_literal(
     ex = DagExplorer(s)
     try:
         ex.select(good)
-        text = check_html(ex.details.value)
+        text = check_html(ex.details.html.value)
         assert good in text and source in text
         assert repr(value) in text  # the output field, whole (long ones fold into <details>)
         assert type_name(choice | None) in text  # the Literal values, in the fields table
         ex.select(boom)
-        text = check_html(ex.details.value)
+        text = check_html(ex.details.html.value)
         assert message in text and boom in text
         check_html(ex.message.value)
     finally:
