@@ -1,27 +1,29 @@
 """Run store costs, each beside a baseline measured in the same run.
 
 Run: python benchmarks/bench_store.py [--rows 100000] [--repeat 5]
-On a shared machine the wall times swing with the load; the process CPU time in (e) does less.
+On a shared machine the wall times swing with the load. The store's overhead on the engine's
+1,000-task run (store on vs off) is section 5 of bench_engine.py.
 
-(a) record() on the caller's thread vs a plain deque.append (and the cost of building the
-    TaskRecord, which the engine pays too);
-(b) writer throughput, rows/s from the first record() to flush(), vs a bare executemany of the
-    same rows already turned into tuples and JSON;
-(c) store growth in bytes per 1,000 small task runs (file size after a checkpoint), beside the
-    bytes of their output JSON;
-(d) reuse after a restart: in a fresh process, open the store (20 past runs of 1,000 tasks),
-    lookup_many for 1,000 tasks and validate every output into the model, vs 1,000 single
-    lookup() calls (target: < 0.5 s in all); and 1,000 lookups that miss (a fresh run);
-(e) a simulated integration until the engine records itself: run(state, max_workers=1) on 1,000
-    no-op tasks with an observer that hashes each task's input and records it (output passed
-    as the model, or as a model_dump()) vs an observer doing nothing (store off); timed until
-    run() returns and until flush() returns, plus the process's CPU time over all threads.
+(a) record() on the caller's thread vs a plain deque.append, and the cost of building the
+    TaskRecord (what the engine pays per task: hashing and JSON are the writer's);
+(b) writer throughput, rows/s from the first record() to flush() (hashing the inputs, JSON of
+    the outputs, SQLite), vs a bare executemany of the same rows already made;
+(c) store growth in bytes per 1,000 task runs, from real runs of bench_engine's 1,000-task
+    state (file size after a checkpoint), beside the bytes of their output JSON;
+(d) store-level reuse after a restart: in a fresh process, open the store (20 past runs of
+    1,000 tasks), lookup_many for 1,000 tasks and validate every output into the model, vs
+    1,000 single lookup() calls; and 1,000 lookups that miss (a fresh run);
+(e) the engine after a restart: in a fresh process, declare bench_engine's 1,000-task state and
+    run(reuse=True) against a store holding its earlier runs: every task cached from the store
+    (target: run() < 0.5 s), vs the same run with the store off in a fresh process (every task
+    runs), vs the reuse run from the in-memory cache (warm, same process).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import sqlite3
 import statistics
@@ -30,11 +32,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from germinate_nb.execution import store_rows
-from germinate_nb.execution.store import RunStore, TaskRecord, input_hash
+from germinate_nb.execution.store import RunStore, TaskRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,16 +47,17 @@ class Payload(BaseModel):
 
 
 def records(n: int, run_id: str = "r1", prefix: str = "t") -> list[TaskRecord]:
+    """What the engine records per task: the input's reuse key and the output's dump."""
     return [
         TaskRecord(
             run_id,
             "bench",
             f"{prefix}{i}",
-            "f" * 32,
-            input_hash({"x": i}),
+            "f" * 16,
+            {"x": i},
             "succeeded",
             {"x": i},
-            "bench.Payload",
+            Payload,
             "",
             "",
             1_700_000_000.0 + i,
@@ -79,14 +83,17 @@ def record_cost(folder: Path, n: int, repeat: int) -> None:
         for r in recs:
             dq.append(r)
         base.append(time.perf_counter() - t0)
+        values = [tuple(r) for r in recs]  # the engine's objects exist already: time the record
+        new = tuple.__new__
         t0 = time.perf_counter()
-        records(n)
+        for v in values:
+            new(TaskRecord, v)
         build.append(time.perf_counter() - t0)
     us = 1e6 / n
     print(f"(a) record() per call, {n:,} calls, median of {repeat}, writer running alongside")
     print(f"    record()                      {statistics.median(ours) * us:7.3f} us")
     print(f"    deque.append (baseline)       {statistics.median(base) * us:7.3f} us")
-    print(f"    TaskRecord(...) + input_hash  {statistics.median(build) * us:7.3f} us  (caller)")
+    print(f"    building the TaskRecord       {statistics.median(build) * us:7.3f} us  (engine)")
 
 
 def throughput(folder: Path, n: int, repeat: int) -> None:
@@ -119,23 +126,26 @@ def throughput(folder: Path, n: int, repeat: int) -> None:
 
 
 def growth(folder: Path, runs: int = 10) -> None:
+    from bench_engine import layered_edges, make_state
+
+    from germinate_nb import run, use_registry
+
     path = folder / "growth.sqlite"
     with RunStore.open(path):
         pass
     empty = path.stat().st_size
-    payload = 0
-    with RunStore.open(path) as store:
-        for k in range(runs):
-            store.begin_run(f"r{k}", "bench", {"x": k}, float(k))
-            for r in records(1000, run_id=f"r{k}"):
-                payload += len(f'{{"x":{int(r.task[1:])}}}')
-                store.record(r)
-            store.end_run(f"r{k}", float(k) + 1, "succeeded")
+    with use_registry(), RunStore.open(path) as store:
+        state = make_state("growth", layered_edges(1000)[0])
+        for _ in range(runs):
+            result = run(state, {"x": 0}, store=store)
+        payload = sum(len(out.model_dump_json()) for out in result.outputs.values())
     # close() checkpoints the WAL into the file
     grown = path.stat().st_size - empty
-    print(f"(c) store growth, {runs} runs x 1,000 small task runs (output {{'x': i}})")
+    print(
+        f"(c) store growth, {runs} real runs of bench_engine's 1,000-task state (output {{'x': 0}})"
+    )
     print(f"    file growth                   {grown / runs:>10,.0f} bytes per 1,000 task runs")
-    print(f"    output JSON alone (baseline)  {payload / runs:>10,.0f} bytes per 1,000 task runs")
+    print(f"    output JSON alone (baseline)  {payload:>10,.0f} bytes per 1,000 task runs")
 
 
 RESTART = r"""
@@ -145,7 +155,7 @@ from pydantic import BaseModel
 from germinate_nb.execution.store import RunStore, input_hash
 class Payload(BaseModel):
     x: int = 0
-keys = [(f"t{i}", "f" * 32, input_hash({"x": i})) for i in range(1000)]
+keys = [(f"t{i}", "f" * 16, input_hash({"x": i})) for i in range(1000)]
 t1 = time.perf_counter()
 store = RunStore.open(sys.argv[1])
 found = store.lookup_many("bench", keys)
@@ -153,7 +163,7 @@ outputs = {task: Payload.model_validate_json(text) for task, text in found.items
 t2 = time.perf_counter()
 single = {k[0]: store.lookup("bench", *k) for k in keys}
 t3 = time.perf_counter()
-misses = [store.lookup("bench", f"t{i}", "f" * 32, input_hash({"x": -i - 1})) for i in range(1000)]
+misses = [store.lookup("bench", f"t{i}", "f" * 16, input_hash({"x": -i - 1})) for i in range(1000)]
 t4 = time.perf_counter()
 assert len(outputs) == 1000 and all(v is not None for v in single.values())
 assert misses == [None] * 1000
@@ -188,86 +198,60 @@ def reuse_after_restart(folder: Path, repeat: int) -> None:
     print(f"    (interpreter imports before, not counted: {imports * 1e3:.0f} ms)")
 
 
-def simulated_integration(folder: Path, repeat: int) -> None:
-    from germinate_nb import State, TaskExecutor, run, use_registry
+ENGINE_RESTART = r"""
+import json, sys, time
+t0 = time.perf_counter()
+sys.path.insert(0, sys.argv[3])
+from bench_engine import layered_edges, make_state
+from germinate_nb import run
+state = make_state("restart", layered_edges(1000)[0])
+t1 = time.perf_counter()
+result = run(state, {"x": 0}, reuse=True, store=sys.argv[1], max_workers=int(sys.argv[2]) or None)
+t2 = time.perf_counter()
+again = run(state, {"x": 0}, reuse=True, store=sys.argv[1], max_workers=int(sys.argv[2]) or None)
+t3 = time.perf_counter()
+print(json.dumps({"declare": t1 - t0, "run": t2 - t1, "memory": t3 - t2,
+                  "counts": result.counts(), "again": again.counts()}))
+"""
 
-    def noop(input: Payload) -> Payload:
-        return Payload(x=input.x)
 
-    class Recorder:
-        """What the engine will do per task: hash the input, build a record, queue it."""
+def engine_restart(folder: Path, repeat: int) -> None:
+    path = folder / "engine-restart.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("GERMINATE_STORE", None)
 
-        def __init__(self, store: RunStore | None, *, as_dump: bool = False) -> None:
-            self.store, self.as_dump = store, as_dump
+    def fresh(store: str, workers: int) -> dict[str, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", ENGINE_RESTART, store, str(workers), str(ROOT / "benchmarks")],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        doc: dict[str, Any] = json.loads(out.stdout)
+        return doc
 
-        def on_run_start(self, result) -> None:
-            if self.store is not None:
-                self.store.begin_run(str(id(result)), "bench", {"x": 0}, time.time())
-
-        def on_task_end(self, result, task_run) -> None:
-            if self.store is None:  # store off: nothing to hash, build or queue
-                return
-            dump = task_run.input.model_dump() if task_run.input is not None else None
-            out = task_run.output
-            if self.as_dump and out is not None:
-                out = out.model_dump()
-            rec = TaskRecord(
-                str(id(result)), "bench", task_run.name, "f" * 32, input_hash(dump),
-                task_run.status.value, out, "bench.Payload", "", "", task_run.start_time,
-                task_run.duration,
-            )  # fmt: skip
-            self.store.record(rec)
-
-        def on_run_end(self, result) -> None:
-            if self.store is not None:
-                self.store.end_run(str(id(result)), time.time(), "succeeded")
-
-    with use_registry():
-        state = State("bench")
-        tasks = []
-        for i in range(1000):
-            ex = TaskExecutor(
-                f"t{i}_executor", noop, input_schema=Payload, output_schema=Payload,
-                namespace="bench",
-            )  # fmt: skip
-            tasks.append(state.define_task(f"t{i}", ex))
-            if i >= 30:
-                tasks[i].add_parents([tasks[i - 30]])
-        with RunStore.open(folder / "integration.sqlite") as store:
-            variants = {
-                "store off (baseline)": Recorder(None),
-                "on, output as the model": Recorder(store),
-                "on, output as model_dump()": Recorder(store, as_dump=True),
-            }
-            returned: dict[str, list[float]] = {k: [] for k in variants}
-            flushed: dict[str, list[float]] = {k: [] for k in variants}
-            cpu: dict[str, list[float]] = {k: [] for k in variants}
-            for recorder in variants.values():  # warm up every path
-                run(state, {"x": 0}, max_workers=1, observers=[recorder])
-            for _ in range(repeat):
-                for name, recorder in variants.items():
-                    assert store.flush(60)  # each run starts with an idle writer
-                    c0, t0 = time.process_time(), time.perf_counter()
-                    run(state, {"x": 0}, max_workers=1, observers=[recorder])
-                    returned[name].append(time.perf_counter() - t0)
-                    assert store.flush(60)  # the writer's work, counted in the second column
-                    flushed[name].append(time.perf_counter() - t0)
-                    cpu[name].append(time.process_time() - c0)
-            rows = store.info().task_runs
-    off = "store off (baseline)"
-    base, base_cpu = statistics.median(returned[off]), statistics.median(cpu[off])
-    print(f"(e) simulated integration: 1,000-task serial run, median of {repeat} interleaved")
-    print("    ms (overhead)               run() returns    + flush()      process CPU")
-    for name in variants:
-        r, f, c = (statistics.median(x[name]) for x in (returned, flushed, cpu))
-        print(
-            f"    {name:<27} {r * 1e3:6.1f} ({(r / base - 1) * 100:+5.1f} %)"
-            f" {f * 1e3:6.1f} ({(f / base - 1) * 100:+5.1f} %)"
-            f" {c * 1e3:6.1f} ({(c / base_cpu - 1) * 100:+5.1f} %)"
-        )
-    print(f"    ({rows:,} task runs written; target: overhead <= 10 % on the run. The writer")
-    print("    gathers rows for 100 ms, so in a run this short most of its work comes after")
-    print("    run() returns; '+ flush()' counts all of it)")
+    first = fresh(str(path), 0)  # fills the store (and exits: the rows are written at exit)
+    assert first["counts"] == {"succeeded": 1000}, first
+    print(
+        f"(e) the engine after a restart: 1,000-task state, fresh process each, median of {repeat}"
+    )
+    print("    run(reuse=True) in ms          from the store   store off: all run   from memory")
+    for workers, label in ((0, "threaded (explorer)"), (1, "serial")):
+        stored, off, memory = [], [], []
+        for _ in range(repeat):
+            doc = fresh(str(path), workers)
+            assert doc["counts"] == {"cached": 1000}, doc
+            stored.append(doc["run"])
+            memory.append(doc["memory"])
+            doc = fresh("off", workers)
+            assert doc["counts"] == {"succeeded": 1000}, doc
+            off.append(doc["run"])
+        s_ms, o_ms, m_ms = (statistics.median(x) * 1e3 for x in (stored, off, memory))
+        print(f"    {label:<28} {s_ms:10.1f}   {o_ms:14.1f}   {m_ms:11.1f}")
+    with RunStore.open(path) as store:
+        info = store.info()
+    print(
+        f"    (target: < 500 ms from the store; the store then held {info.task_runs:,} task runs)"
+    )
 
 
 def main() -> None:
@@ -281,7 +265,7 @@ def main() -> None:
         throughput(folder, args.rows, max(1, args.repeat // 2))
         growth(folder)
         reuse_after_restart(folder, args.repeat)
-        simulated_integration(folder, max(args.repeat, 7))
+        engine_restart(folder, args.repeat)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,13 @@ from germinate_nb.execution.local import LocalBackend
 from germinate_nb.execution.result import RunResult, RunStatus, TaskRun, TaskStatus
 from germinate_nb.execution.runner import RunHandle, arun, run, start_run
 from germinate_nb.execution.schedule import Schedule
+from germinate_nb.execution.store import (
+    RunStore,
+    StoreError,
+    StoreWarning,
+    resolve_store,
+    set_default_store,
+)
 from germinate_nb.execution.workflows import WorkflowResult, run_workflow
 from germinate_nb.graph.build import build_tasks_dag, is_dag
 from germinate_nb.graph.phases import topological_generations, toposort_tasks_phases
@@ -88,9 +95,12 @@ __all__ = [
     "RunObserver",
     "RunResult",
     "RunStatus",
+    "RunStore",
     "Schedule",
     "SchemaMismatchError",
     "State",
+    "StoreError",
+    "StoreWarning",
     "TaskCancelledError",
     "TaskContext",
     "TaskDefinition",
@@ -118,8 +128,10 @@ __all__ = [
     "load_ipython_extension",
     "resolve_dependencies",
     "resolve_dependencies_wrapper",
+    "resolve_store",
     "run",
     "run_workflow",
+    "set_default_store",
     "start_run",
     "task_decorator_factory",
     "topological_generations",

@@ -1,7 +1,8 @@
-"""The ``germinate-nb`` command: run, check and draw a notebook's DAG without a browser.
+"""The ``germinate-nb`` command: run, check and draw a notebook's DAG, and list its past runs.
 
 Code cells (``%%germinate_task`` included) run in order in an in-process IPython shell with the
-extension loaded; widgets are never imported here.
+extension loaded; widgets are never imported here. ``history`` reads the notebook's run store
+without running any cell.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,13 +34,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["GERMINATE_NB_HEADLESS"] = "1"
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args))
     except CliError as err:
         sys.stderr.write(f"germinate-nb: error: {_printable(str(err))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("germinate-nb: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Show germinate_nb's own warnings (a run store that cannot be used) as one line."""
+    from germinate_nb.execution.store import StoreWarning
+
+    if not issubclass(category, StoreWarning):
+        _default_showwarning(message, category, filename, lineno, file, line)
+        return
+    text = str(message).removeprefix("germinate_nb: ")
+    sys.stderr.write(f"germinate-nb: warning: {_one_line(text, 1000)}\n")
+
+
+_default_showwarning = warnings.showwarning
 
 
 def _printable(text: str) -> str:
@@ -81,7 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--workflow", help="workflow to run (its name or variable name)")
     run_p.add_argument("--input", help="run input: a JSON object, or @file.json")
     run_p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    run_p.add_argument("--no-cache", action="store_true", help="do not reuse results")
+    reuse = run_p.add_mutually_exclusive_group()
+    reuse.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the outputs of tasks whose code and input are unchanged, from the "
+        "notebook's run store (as the explorer does)",
+    )
+    reuse.add_argument("--no-cache", action="store_true", help="do not reuse results (default)")
+    run_p.add_argument("--store", metavar="PATH|off", help=STORE_HELP)
     run_p.add_argument("--max-workers", type=int, default=None, help="threads for sync tasks")
     run_p.add_argument(
         "--logs", action="store_true", help="echo what each task printed or logged, on stderr"
@@ -96,7 +129,22 @@ def _parser() -> argparse.ArgumentParser:
     graph_p.add_argument("-o", "--output", required=True, help="FILE.png|.svg|.dot|.mmd")
     graph_p.add_argument("--state", help="state to draw (default: the only one)")
     graph_p.set_defaults(func=_cmd_graph)
+    history_p = sub.add_parser(
+        "history", help="list the notebook's past runs, or one run's task runs (runs no cell)"
+    )
+    history_p.add_argument("notebook")
+    history_p.add_argument("run_id", nargs="?", help="show this run's task runs (an id prefix)")
+    history_p.add_argument("--state", help="only the runs of this state")
+    history_p.add_argument("--limit", type=int, default=20, help="most runs listed (20)")
+    history_p.add_argument("--json", action="store_true", help="print one JSON document")
+    history_p.add_argument("--store", metavar="PATH|off", help=STORE_HELP)
+    history_p.set_defaults(func=_cmd_history)
     return parser
+
+
+STORE_HELP = (
+    "run store (default: $GERMINATE_STORE, else .germinate/runs.sqlite next to the notebook)"
+)
 
 
 # -- loading a notebook ---------------------------------------------------------------------
@@ -447,13 +495,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.max_workers is not None and args.max_workers < 1:
         msg = f"--max-workers must be at least 1, got {args.max_workers}."
         raise CliError(msg)
+    from germinate_nb.execution.store import set_origin
+
     run_input = _read_input(args.input)
+    store = _store_option(args.store)  # before load_notebook() moves to the notebook's folder
+    set_origin(f"germinate-nb run {Path(args.notebook).name}")
     shell = load_notebook(args.notebook)
     # task output never reaches stdout (the table or the JSON): it is in each task's log
     options: dict[str, Any] = {
-        "reuse": not args.no_cache,
+        "reuse": args.reuse,
         "max_workers": args.max_workers,
         "echo": False,
+        "store": store,
     }
     try:
         if args.workflow:
@@ -542,6 +595,169 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         raise CliError(_one_line(str(err))) from None
     sys.stderr.write(f"wrote {fmt} of state '{state.name}' to {args.output}\n")
     return EXIT_OK
+
+
+def _store_option(value: str | None) -> str | None:
+    """``--store`` as the run needs it: None (the default store), "off", or an absolute path."""
+    if value is None:
+        return None
+    if not value.strip():
+        msg = "--store needs a path or off, e.g. --store .germinate/runs.sqlite."
+        raise CliError(msg)
+    if value.strip().lower() == "off":
+        return "off"
+    return str(Path(value).expanduser().absolute())
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from germinate_nb.execution.store import ENV_VAR, RunStore, StoreError, store_path
+
+    if args.limit < 1:
+        msg = f"--limit must be at least 1, got {args.limit}."
+        raise CliError(msg)
+    notebook = Path(args.notebook)
+    if not notebook.is_file():
+        msg = f"no such notebook: {args.notebook}"
+        raise CliError(msg)
+    folder = notebook.resolve().parent
+    path = store_path(_store_option(args.store), base=folder)
+    if path is None:
+        where = "--store off" if args.store is not None else f"{ENV_VAR}=off"
+        msg = f"the run store is off ({where}), so there is no history. Give --store PATH."
+        raise CliError(msg)
+    if not path.is_file():
+        if args.json:
+            sys.stdout.write("[]\n" if args.run_id is None else "null\n")
+        sys.stderr.write(
+            f"germinate-nb: no runs recorded yet: no run store at {path} (runs of "
+            f"{notebook.name} are recorded there)\n"
+        )
+        return EXIT_OK if args.run_id is None else EXIT_USAGE
+    try:
+        store = RunStore.open(path)
+    except StoreError as err:
+        raise CliError(str(err)) from None
+    try:
+        if args.run_id is not None:
+            return _show_run(store, args.run_id, args, notebook)
+        runs = store.runs(args.state, limit=args.limit)
+        if args.json:
+            doc = [_run_json(r) for r in runs]
+            sys.stdout.write(json.dumps(doc, indent=2, default=_safe_repr) + "\n")
+        elif runs:
+            sys.stdout.write(_runs_table(runs))
+        else:
+            of = f" of state '{args.state}'" if args.state else ""
+            sys.stderr.write(f"germinate-nb: no runs{of} in {path}\n")
+    finally:
+        store.close(warn=False)
+    return EXIT_OK
+
+
+def _show_run(store: Any, run_id: str, args: argparse.Namespace, notebook: Path) -> int:
+    try:
+        found = store.find_run(run_id)
+    except LookupError as err:
+        raise CliError(str(err)) from None
+    if found is None:
+        msg = (
+            f"no run '{_one_line(run_id, 80)}' in run store {store.path}. "
+            f"`germinate-nb history {notebook}` lists the runs."
+        )
+        raise CliError(msg)
+    tasks = store.task_runs(found.run_id)
+    if args.json:
+        doc = _run_json(found)
+        doc["tasks"] = [_task_row_json(t) for t in tasks]
+        sys.stdout.write(json.dumps(doc, indent=2, default=_safe_repr) + "\n")
+        return EXIT_OK
+    sys.stdout.write(_runs_table([found], header=False))
+    rows = [("task", "status", "try", "time", "output / error")]
+    for t in tasks:
+        ms = f"{t.duration * 1000:.1f} ms" if t.duration is not None else ""
+        if t.error:
+            detail = (t.error.splitlines() or [""])[0]
+        elif t.output_json is not None:
+            detail = t.output_json + ("" if t.reusable else f"  ({t.note or 'not reusable'})")
+        else:
+            detail = t.note
+        rows.append((t.task, t.status, str(t.attempt), ms, _one_line(detail, 100)))
+    sys.stdout.write(_columns(rows, right=(3,)))
+    return EXIT_OK
+
+
+def _when(stamp: float | None) -> str:
+    from datetime import datetime
+
+    if stamp is None:
+        return ""
+    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _took(run: Any) -> str:
+    if run.started is None or run.ended is None:
+        return ""
+    return f"{run.ended - run.started:.3f} s"
+
+
+def _runs_table(runs: Sequence[Any], *, header: bool = True) -> str:
+    rows = [("run", "state", "status", "started", "took", "tasks")] if header else []
+    for r in runs:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(r.counts.items()))
+        rows.append((r.run_id, _printable(r.state), r.status, _when(r.started), _took(r), counts))
+    return _columns(rows, right=(4,))
+
+
+def _columns(rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for r in rows:
+        cells = [
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(r[:-1])
+        ]
+        lines.append("  ".join([*cells, _printable(r[-1])]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _run_json(run: Any) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "state": run.state,
+        "status": run.status,
+        "started": run.started,
+        "ended": run.ended,
+        "duration": run.ended - run.started if None not in (run.started, run.ended) else None,
+        "counts": run.counts,
+        "origin": run.origin,
+        "input": _loads(run.input_json),
+    }
+
+
+def _task_row_json(t: Any) -> dict[str, Any]:
+    return {
+        "task": t.task,
+        "status": t.status,
+        "attempt": t.attempt,
+        "start": t.start,
+        "duration": t.duration,
+        "fingerprint": t.fingerprint,
+        "input_hash": t.input_hash,
+        "output": _loads(t.output_json),
+        "output_type": t.output_type,
+        "reusable": t.reusable,
+        "note": t.note,
+        "log": t.log,
+        "error": t.error or None,
+    }
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # never written by germinate_nb: show the text as it is
+        return text
 
 
 if __name__ == "__main__":  # pragma: no cover

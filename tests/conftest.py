@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets a fresh default registry."""
+"""Shared fixtures: every test gets a fresh default registry; runs keep no store."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import os
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# No run store for the session (and the subprocesses and kernels it starts, which inherit the
+# environment): runs must not write .germinate/ into the repository or a user's folders. Store
+# tests opt in with a store under tmp_path.
+os.environ["GERMINATE_STORE"] = "off"
 
 from germinate_nb import TaskRegistry  # noqa: E402
 

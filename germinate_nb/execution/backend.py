@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from germinate_nb.core.executor import DependencyCache, TaskExecutor
     from germinate_nb.execution.cache import CacheEntry
     from germinate_nb.execution.result import TaskError
+    from germinate_nb.execution.store import ReuseLookup
 
 __all__ = ["Backend", "Job", "Outcome", "RunControl"]
 
@@ -26,7 +27,9 @@ class Job:
     ``inputs`` maps (at least) each parent to its dumped output; it is None for a backend that
     wires the parents' results itself (an eager backend such as Dask). ``run_input`` feeds a
     root task.
-    ``cached`` is the reusable result to check the input against (``reuse=True``).
+    ``cached`` is the reusable result to check the input against (``reuse=True``); ``store``
+    the run store's lookups to try when it does not match (a
+    :class:`~germinate_nb.execution.store.ReuseLookup`, or None).
     ``cancel`` is the run's cancel signal (what :func:`current_task` exposes to the task).
 
     While the task runs, the job is also its log route (see :mod:`germinate_nb.execution.logs`):
@@ -46,6 +49,7 @@ class Job:
     deps: DependencyCache
     attempt: int = 1
     echo: bool = False
+    store: ReuseLookup | None = None
     records: Any = None  # the logging records already in the log (managed by logs.py)
     _log: TaskLog | None = None
 
@@ -79,10 +83,11 @@ class Outcome:
     """How one task ended on a backend.
 
     ``kind`` is ``ok`` (``output`` and its ``dump``), ``cached`` (reused: ``output``/``dump``
-    rebuilt from the cache), ``error`` (``error``) or ``skipped`` (an eager backend did not run
-    the task because ``skipped_because`` did not succeed). ``fingerprint`` is the code that ran,
-    ``start`` the wall-clock start (``time.time()``), ``lane`` the thread or loop it ran on,
-    ``log`` what the task printed and logged.
+    rebuilt from the cache, or from the run store when ``from_store``), ``error`` (``error``)
+    or ``skipped`` (an eager backend did not run the task because ``skipped_because`` did not
+    succeed). ``fingerprint`` is the code that ran, ``start`` the wall-clock start
+    (``time.time()``), ``lane`` the thread or loop it ran on, ``log`` what the task printed
+    and logged.
     """
 
     name: str
@@ -98,6 +103,7 @@ class Outcome:
     fingerprint: str = ""
     skipped_because: str | None = None
     log: str = ""
+    from_store: bool = False
 
 
 class RunControl(Protocol):

@@ -71,11 +71,30 @@ def store(registry: TaskRegistry, state: str, task: str, entry: CacheEntry) -> N
     registry.cache[(state, task)] = entry
 
 
-def clear_cache(state: State | str | None = None, *, registry: TaskRegistry | None = None) -> int:
-    """Forget reusable results (of one state, or all); returns how many were dropped."""
+def clear_cache(
+    state: State | str | None = None,
+    *,
+    registry: TaskRegistry | None = None,
+    store: Any = None,
+) -> int:
+    """Forget reusable results (of one state, or all); returns how many in-memory ones dropped.
+
+    The run store's outputs of the state stop being reused too (history keeps them), so the
+    next ``reuse=True`` run really runs every task. ``store``: None for the store runs use
+    here (left alone when its file does not exist yet), a path or RunStore, or False for the
+    in-memory cache only.
+    """
     registry = registry or TaskRegistry.default()
     name = state if isinstance(state, str) or state is None else state.name
     keys = [k for k in registry.cache if name is None or k[0] == name]
     for key in keys:
         del registry.cache[key]
+    if store is not False:
+        from germinate_nb.execution.store import resolve_store, store_path
+
+        path = store_path(store)
+        if path is not None and path.is_file():
+            found = resolve_store(store, stacklevel=3)
+            if found is not None:
+                found.forget(name)
     return len(keys)

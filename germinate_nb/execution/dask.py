@@ -177,6 +177,10 @@ class DaskBackend:
         specs: dict[str, RemoteTask] = {}
         for job in jobs:
             executor = job.executor
+            # computed here, it travels with the executor: a worker that cannot read the
+            # source of a notebook function would fingerprint its bytecode instead, and the
+            # outputs it returns would never be reused here (in memory or from the run store)
+            executor.fingerprint  # noqa: B018
             for obj in (executor.callable, executor.input_schema, executor.output_schema):
                 if obj is not None:
                     _by_value(obj, self._cloudpickle)

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from germinate_nb.core.schema import MergedInput, is_any_model
 from germinate_nb.execution.backend import Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE
 from germinate_nb.execution.dataflow import build_input, coerce_output, dump_output, merge_outputs
@@ -83,21 +84,59 @@ def _prepare(job: Job) -> tuple[BaseModel | None, Any]:
 
 
 def _reuse(job: Job, model: BaseModel | None, key: Any) -> Outcome | None:
-    """A ``cached`` outcome when the job's cache entry matches this code and input."""
+    """A ``cached`` outcome when this code already ran on this input: in memory, else stored.
+
+    The in-memory entry is the task's last successful run; on a miss the run store (if the
+    job has one) is asked for any run with this fingerprint and input.
+    """
     cached = job.cached
-    if cached is None or not cached.matches(job.executor.fingerprint, key):
-        return None
-    output = cached.rebuild()
-    if output is None:
+    if cached is not None and cached.matches(job.executor.fingerprint, key):
+        output = cached.rebuild()
+        if output is not None:
+            return Outcome(
+                job.name,
+                "cached",
+                output=output,
+                dump=cached.output_dump,
+                input=model,
+                input_dump=key,
+                fingerprint=cached.fingerprint,
+            )
+    if job.store is not None and key is not UNHASHABLE:
+        return _reuse_stored(job, model, key)
+    return None
+
+
+def _reuse_stored(job: Job, model: BaseModel | None, key: Any) -> Outcome | None:
+    """A ``cached`` outcome from the run store, its JSON validated into the current model.
+
+    A stored output that no longer validates (or anything else going wrong) is a miss: the
+    task runs. An "any" output model is rebuilt as a :class:`MergedInput`.
+    """
+    executor = job.executor
+    fingerprint = executor.fingerprint
+    lookup = job.store
+    assert lookup is not None
+    try:
+        text = lookup.lookup(job.name, fingerprint, key)
+        if text is None:
+            return None
+        schema = executor.output_schema
+        if schema is None or is_any_model(schema):
+            schema = MergedInput
+        output: BaseModel = schema.__pydantic_validator__.validate_json(text)
+        dump = output.__pydantic_serializer__.to_python(output)
+    except Exception:  # never an error: the task simply runs
         return None
     return Outcome(
         job.name,
         "cached",
         output=output,
-        dump=cached.output_dump,
+        dump=dump,
         input=model,
         input_dump=key,
-        fingerprint=cached.fingerprint,
+        fingerprint=fingerprint,
+        from_store=True,
     )
 
 
@@ -124,7 +163,7 @@ def execute(
     model = key = None
     try:
         model, key = _prepare(job)
-        if job.cached is not None:
+        if job.cached is not None or job.store is not None:
             hit = _reuse(job, model, key)
             if hit is not None:
                 hit.start, hit.lane = start, lane
@@ -171,7 +210,8 @@ async def aexecute(
     model = key = None
     try:
         model, key = _prepare(job)
-        outcome = _reuse(job, model, key) if job.cached is not None else None
+        reusable = job.cached is not None or job.store is not None
+        outcome = _reuse(job, model, key) if reusable else None
         if outcome is not None:
             outcome.start, outcome.lane = start, lane
         else:

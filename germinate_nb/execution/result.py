@@ -176,6 +176,9 @@ class RunResult:
     the sync tasks that were cancelled while their code went on running in a thread.
     ``parents`` holds the DAG's edges as run (for :meth:`timeline`), ``targets`` the tasks a
     "run selected" asked for (None: the whole state).
+    ``store`` is the :class:`~germinate_nb.execution.store.RunStore` the run is recorded in
+    (None: in memory only); ``store.runs(state)`` and ``store.task_runs(run_id)`` read the
+    history, across kernel restarts.
     """
 
     state: str
@@ -188,6 +191,7 @@ class RunResult:
     run_id: str = ""
     parents: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     targets: tuple[str, ...] | None = None
+    store: Any = field(default=None, repr=False, compare=False)
     _outputs: Mapping[str, BaseModel] | None = field(default=None, repr=False, compare=False)
 
     @property

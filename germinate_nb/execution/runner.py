@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -24,6 +25,15 @@ from germinate_nb.execution.invoke import describe_error
 from germinate_nb.execution.local import LocalBackend
 from germinate_nb.execution.result import RunResult, RunStatus, TaskError, TaskRun, TaskStatus
 from germinate_nb.execution.schedule import Schedule
+from germinate_nb.execution.store import (
+    ReuseLookup,
+    RunStore,
+    TaskRecord,
+    resolve_store,
+    run_ended,
+    run_origin,
+    run_started,
+)
 
 __all__ = ["Run", "RunHandle", "arun", "make_backend", "run", "start_run"]
 
@@ -32,6 +42,7 @@ _RUNNING, _SUCCEEDED, _FAILED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskSt
 _SKIPPED, _CACHED, _CANCELLED = TaskStatus.SKIPPED, TaskStatus.CACHED, TaskStatus.CANCELLED
 SETTLE_TIMEOUT = 2.0
 """Seconds a cancel waits for cancelled async tasks to unwind before reporting the run over."""
+_record_of = tuple.__new__  # TaskRecord(...) without NamedTuple's keyword handling
 
 
 def _now() -> datetime:
@@ -73,6 +84,12 @@ class Run:
     each :class:`Outcome` from whatever thread it ends on; the run turns outcomes into
     statuses, cache entries and events under one lock, and hands the newly ready tasks back to
     the backend. The thread that calls :meth:`execute` only waits (or runs inline tasks).
+
+    With a run store (``store``, resolved once by :func:`resolve_store`) the run and each task
+    run are recorded: the scheduler only appends ``(head, outcome)`` to the store's queue (the
+    outcome is already made, and never changed after), and the store's thread turns it into a
+    row once no run is going on. With ``reuse`` the task's life on
+    the worker also looks the store up when the in-memory cache misses.
     """
 
     def __init__(
@@ -89,6 +106,7 @@ class Run:
         targets: Sequence[str] | str | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         echo: bool = False,
+        store: RunStore | str | os.PathLike[str] | bool | None = None,
     ) -> None:
         if not isinstance(state, State):
             hint = (
@@ -112,6 +130,21 @@ class Run:
             self._setup(state, strategy, max_workers, backend, executor, observers, targets, loop)
         finally:
             gc_tuning.restore()
+        # last, once nothing else can fail: a warning about the store points at run()'s caller
+        found = resolve_store(store, stacklevel=4)
+        if found is not None and not found.usable:  # a RunStore given that failed since
+            found.warn_failure(stacklevel=3)
+            found = None
+        self.store = found
+        self.result.store = found
+        self._record = found.record if found is not None else None
+        self._sink = found.outcome_sink() if found is not None else None
+        self._head = (self.run_id, self.name)  # what the store's rows of this run start with
+        self._lookup = (
+            ReuseLookup(self.store, self.name)
+            if self.store is not None and reuse and not self._eager
+            else None
+        )
 
     def _setup(
         self,
@@ -159,6 +192,7 @@ class Run:
         self._plan = {n: (t.executor, t.parents, bool(t.children)) for n, t in snap.tasks.items()}
         self._on_finish: list[Callable[[], None]] = []
         self._t0 = 0.0
+        self._active = False  # counted in the process's active runs (see store.run_started)
 
     def _snapshot(self, state: State, targets: Sequence[str] | str | None) -> DagSnapshot:
         snap = state.snapshot()
@@ -198,6 +232,19 @@ class Run:
         gc_tuning.relax()
         self._t0 = time.perf_counter()
         self.result.started_at = _now()
+        run_started()  # store writers wait until the run ends
+        self._active = True
+        if self.store is not None:
+            self.store.begin_run(
+                self.run_id, self.name, self.input_data, time.time(), origin=run_origin()
+            )
+        try:
+            self._start()
+        except BaseException:
+            self._inactive()
+            raise
+
+    def _start(self) -> None:
         self.backend.open(self)
         with self._lock:
             self.dispatcher.emit("on_run_start")
@@ -259,6 +306,7 @@ class Run:
             runs = self.result.task_runs
             for name in never:
                 runs[name].status = _CANCELLED
+                self._record_plain(name, "cancelled")
                 self.dispatcher.emit("on_task_end", runs[name])
             for name in running:
                 tr = runs[name]
@@ -268,6 +316,7 @@ class Run:
                 if name in still:
                     tr.background = True
                     self.result.background.append(name)
+                self._record_plain(name, "cancelled", tr.start_time, tr.duration)
                 self.dispatcher.emit("on_task_end", tr)
             self._close(cancelled=True)
 
@@ -291,6 +340,7 @@ class Run:
             self.deps,
             1,
             self.echo,
+            self._lookup,
         )
 
     def _drain(self, queue: list[Outcome]) -> list[Job]:
@@ -358,15 +408,16 @@ class Run:
             tr.output = outcome.output
             if kind == "ok":
                 tr.status = _SUCCEEDED
-                if outcome.input_dump is not UNHASHABLE and outcome.dump is not None:
+            else:
+                tr.status = _CACHED
+            if (kind == "ok" or outcome.from_store) and outcome.dump is not None:
+                if outcome.input_dump is not UNHASHABLE:
                     self._cache[(self.name, name)] = CacheEntry(
                         outcome.fingerprint,
                         outcome.input_dump,
                         outcome.dump,
                         type(outcome.output),  # type: ignore[arg-type]
                     )
-            else:
-                tr.status = _CACHED
             if self._plan[name][2] and outcome.dump is not None:
                 self._dumps[name] = outcome.dump
         else:
@@ -382,6 +433,13 @@ class Run:
             for child in skipped:
                 runs[child].status = _SKIPPED
                 runs[child].skipped_because = name
+        sink = self._sink
+        if sink is not None:  # the store's thread makes the row: hash, JSON, text
+            sink((self._head, outcome))
+            if skipped:
+                note = f"skipped: '{name}' failed"
+                for child in skipped:
+                    self._record_plain(child, "skipped", error=note)
         emit = self._emit
         if emit is not None:
             emit("on_task_end", tr)
@@ -389,6 +447,21 @@ class Run:
             for child in skipped:
                 emit("on_task_end", runs[child])
         return self._start_ready(early)  # nothing when an observer cancelled the run meanwhile
+
+    def _record_plain(
+        self,
+        name: str,
+        status: str,
+        start: float | None = None,
+        duration: float | None = None,
+        error: Any = "",
+    ) -> None:
+        """Record a task run that produced nothing (skipped, cancelled, failed by the run)."""
+        record = self._record
+        if record is not None:
+            values = (self.run_id, self.name, name, "", "", status, None, "", "", error, start,
+                      duration, 1)  # fmt: skip
+            record(_record_of(TaskRecord, values))
 
     def _late(self, outcome: Outcome) -> None:
         """A result that arrived after the run ended: discarded; a background task is done."""
@@ -413,12 +486,21 @@ class Run:
         registry.last_results[self.name] = result
         registry.remember_run(result)
         self._early.clear()
+        if self.store is not None:
+            self.store.end_run(self.run_id, time.time(), result.status.value)
+        self._inactive()
         try:
             self.dispatcher.emit("on_run_end")
         finally:
             gc_tuning.restore()
             if not cancelled:
                 self._finish()
+
+    def _inactive(self) -> None:
+        """No longer count this run as active (once): the store writers may write."""
+        if self._active:
+            self._active = False
+            run_ended()
 
     def _finish(self) -> None:
         if self.finished.is_set():
@@ -441,6 +523,7 @@ class Run:
                 tr = self.result.task_runs[name]
                 tr.status = _FAILED
                 tr.error = error
+                self._record_plain(name, "failed", tr.start_time, tr.duration, error)
             self.backend.cancel(running)
             self._close()
 
@@ -489,9 +572,10 @@ class RunHandle:
 def start_run(state: State, input: Any = None, **options: Any) -> RunHandle:
     """Start a run in a background thread and return at once with a :class:`RunHandle`.
 
-    Takes the same options as :func:`run`; ``echo`` is False by default (the cell that started
-    the run has usually finished: what tasks print is in their ``TaskRun.log``). Problems
-    found by validation raise here, before anything starts.
+    Takes the same options as :func:`run` (``store=`` included; ``handle.result.store`` is the
+    store used); ``echo`` is False by default (the cell that started the run has usually
+    finished: what tasks print is in their ``TaskRun.log``). Problems found by validation
+    raise here, before anything starts.
     """
     options.setdefault("echo", False)
     return RunHandle(Run(state, input, **options))
@@ -509,6 +593,7 @@ def run(
     observers: Iterable[Any] = (),
     targets: Sequence[str] | None = None,
     echo: bool = True,
+    store: RunStore | str | os.PathLike[str] | bool | None = None,
 ) -> RunResult:
     """Run a state's DAG and return its :class:`RunResult` (task failures do not raise).
 
@@ -536,6 +621,13 @@ def run(
     echo
         Also show what tasks print where the run was started (the notebook cell). Every
         task's output is kept in its ``TaskRun.log`` either way.
+    store
+        Where the run and its task runs are recorded, and (with ``reuse``) looked up after
+        the in-memory cache: None for the process's choice (``%germinate store``), else
+        ``$GERMINATE_STORE``, else ``.germinate/runs.sqlite`` in the current folder (a
+        kernel's is its notebook's); a path, a :class:`RunStore`, or ``"off"``/False for
+        none. A store that cannot be used shows one :class:`StoreWarning` and the run goes
+        on in memory. ``result.store`` is the store used.
 
     Raises
     ------
@@ -548,7 +640,7 @@ def run(
     Works from a notebook cell: the calling thread only waits (or runs sync tasks inline with
     ``max_workers=1``), and async tasks run on a loop of their own.
     """
-    return Run(
+    the_run = Run(
         state,
         input,
         reuse=reuse,
@@ -559,14 +651,19 @@ def run(
         observers=observers,
         targets=targets,
         echo=echo,
-    ).execute()
+        store=store,
+    )
+    result = the_run.execute()
+    if the_run.store is not None:
+        the_run.store.warn_failure(stacklevel=2)  # a failure met during the run, once
+    return result
 
 
 async def arun(state: State, input: Any = None, **options: Any) -> RunResult:
     """Async twin of :func:`run`: async tasks run on the caller's event loop.
 
     Sync tasks run on threads (never on the loop). Cancelling the awaiting coroutine cancels
-    the run.
+    the run. ``store=`` as for :func:`run`.
     """
     loop = asyncio.get_running_loop()
     options.setdefault("echo", True)
@@ -589,4 +686,6 @@ async def arun(state: State, input: Any = None, **options: Any) -> RunResult:
         raise
     finally:
         await asyncio.to_thread(the_run.backend.close)
+    if the_run.store is not None:
+        the_run.store.warn_failure(stacklevel=2)
     return the_run.result

@@ -9,7 +9,6 @@ on in memory. The store holds JSON and text only, never pickles.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import sqlite3
 import threading
@@ -17,22 +16,39 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, TypeVar
-
-from pydantic import BaseModel
-from pydantic_core import to_json
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from germinate_nb.errors import GerminateError
 from germinate_nb.execution import store_rows as rows
 from germinate_nb.execution import store_schema
-from germinate_nb.execution.store_rows import RunRow, StoreInfo, TaskRecord, TaskRow, one_line
+from germinate_nb.execution.store_rows import (
+    RunRow,
+    StoreInfo,
+    TaskRecord,
+    TaskRow,
+    input_hash,
+    one_line,
+)
 from germinate_nb.execution.store_schema import SCHEMA_VERSION, SchemaError, reuse_key
-from germinate_nb.execution.store_writer import WARNED, StoreWarning, StoreWriter, advice, rollback
+from germinate_nb.execution.store_writer import (
+    WARNED,
+    StoreWarning,
+    StoreWriter,
+    advice,
+    rollback,
+    run_ended,
+    run_started,
+)
+
+if TYPE_CHECKING:
+    from germinate_nb.core.state import State
+    from germinate_nb.execution.result import RunResult
 
 __all__ = [
     "DEFAULT_PATH",
     "ENV_VAR",
     "SCHEMA_VERSION",
+    "ReuseLookup",
     "RunRow",
     "RunStore",
     "StoreError",
@@ -40,8 +56,16 @@ __all__ = [
     "StoreWarning",
     "TaskRecord",
     "TaskRow",
+    "default_store",
+    "default_store_choice",
     "input_hash",
     "resolve_store",
+    "run_ended",
+    "run_started",
+    "run_origin",
+    "set_default_store",
+    "set_origin",
+    "store_path",
 ]
 
 DEFAULT_PATH: Final = ".germinate/runs.sqlite"
@@ -57,59 +81,6 @@ class StoreError(GerminateError, OSError):
         super().__init__(msg)
         self.path = path
         self.reason = reason
-
-
-def input_hash(input_dump: Any) -> str:
-    """A stable hash of a task input: the same in every process, whatever ``PYTHONHASHSEED``.
-
-    The top level is a model dump, hashed in field order; below it, dict keys are ordered and
-    sets sorted, so equal values hash equal whatever order they were built in.
-
-    Parameters
-    ----------
-    input_dump
-        The python-mode ``model_dump()`` of the input, or None.
-
-    Returns
-    -------
-    str
-        32 hex digits, or ``""`` when the input cannot be turned into JSON (not reusable).
-    """
-    try:
-        data = input_dump
-        if type(input_dump) is dict:
-            for value in input_dump.values():
-                if type(value) not in _ATOMS:  # something nested: order it
-                    data = {k: _canonical(v) for k, v in input_dump.items()}
-                    break
-        else:
-            data = _canonical(input_dump)
-        return hashlib.sha256(to_json(data)).hexdigest()[:32]
-    except Exception:  # any unserialisable value: never reusable, never an error
-        return ""
-
-
-_ATOMS: Final = frozenset({str, int, float, bool, type(None)})
-
-
-def _canonical(value: Any) -> Any:
-    """``value`` with sets sorted and dict keys ordered, so its JSON is the same everywhere."""
-    cls = type(value)
-    if cls in _ATOMS:
-        return value
-    if cls is dict or isinstance(value, dict):
-        try:
-            keys = sorted(value)
-        except TypeError:  # keys of mixed types: order them by their JSON
-            keys = sorted(value, key=to_json)
-        return {k: _canonical(value[k]) for k in keys}
-    if cls is list or cls is tuple or isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((_canonical(v) for v in value), key=to_json)
-    if isinstance(value, BaseModel):
-        return _canonical(value.model_dump())
-    return value
 
 
 class RunStore(StoreWriter):
@@ -229,14 +200,24 @@ class RunStore(StoreWriter):
             JSON text to validate into the current output model (a failure is a miss, for the
             caller to decide), or None on a miss, an empty ``input_hash`` or an unusable store.
         """
+        found = self.lookup_quietly(state, task, fingerprint, input_hash)
+        self._emit_pending()
+        return found
+
+    def lookup_quietly(
+        self, state: str, task: str, fingerprint: str, input_hash: str
+    ) -> str | None:
+        """:meth:`lookup` that never warns: for the engine's worker threads.
+
+        A failure met here still makes the store unusable; its warning waits for the next
+        call that may warn (:meth:`warn_failure` when the run ends).
+        """
         if not input_hash:
             return None
         key = (reuse_key(state, task, fingerprint, input_hash), task, fingerprint, input_hash)
         keys = self._keys
         known = keys.get(state) if keys is not None else None
         if known is not None and key[0] not in known:  # a miss that needs no query
-            if self._pending_warning is not None:
-                self._emit_pending()
             return None
 
         def read(conn: sqlite3.Connection) -> str | None:
@@ -246,9 +227,17 @@ class RunStore(StoreWriter):
                     return None
             return rows.lookup(conn, state, key)
 
-        found = self._query(read, None)
-        self._emit_pending()
-        return found
+        return self._query(read, None)
+
+    def catch_up(self, state: str) -> None:
+        """Learn the reusable task runs of ``state`` that other processes recorded since.
+
+        Single lookups only know the keys read so far and those this process wrote; a run
+        calls this once (on its first lookup), so it sees what another kernel or
+        ``germinate-nb run`` recorded meanwhile. Never warns.
+        """
+        if self._keys is not None:
+            self._query(lambda c: self._refresh_keys(c, state), None)
 
     def lookup_many(self, state: str, keys: Sequence[tuple[str, str, str]]) -> dict[str, str]:
         """:meth:`lookup` for many ``(task, fingerprint, input_hash)`` keys in one read.
@@ -329,6 +318,56 @@ class RunStore(StoreWriter):
         self._emit_pending()
         return deleted
 
+    def find_run(self, run_id: str) -> RunRow | None:
+        """The run whose id is ``run_id``, or the only one whose id starts with it.
+
+        Raises
+        ------
+        LookupError
+            When several runs start with ``run_id`` (the message lists some of them).
+        """
+        self._flush(1.0)
+        none: list[RunRow] = []
+        found = self._query(lambda c: rows.find_runs(c, run_id), none)
+        self._emit_pending()
+        exact = [r for r in found if r.run_id == run_id]
+        if exact:
+            return exact[0]
+        if len(found) <= 1:
+            return found[0] if found else None
+        ids = ", ".join(r.run_id for r in found[:5])
+        msg = (
+            f"run id '{run_id}' is ambiguous in run store {self.path}: it starts {ids}"
+            f"{', ...' if len(found) > 5 else ''}. Give more of it."
+        )
+        raise LookupError(msg)
+
+    def load_result(self, run_id: str, state: State | None = None) -> RunResult | None:
+        """A past run as a :class:`RunResult` (see :func:`store_history.load_result`)."""
+        from germinate_nb.execution.store_history import load_result
+
+        return load_result(self, run_id, state)
+
+    def forget(self, state: str | None = None) -> int:
+        """Make the stored outputs of ``state`` (or of every state) never reused again.
+
+        History stays: the task runs keep their rows and outputs, only their reuse ends (what
+        clearing the reuse cache means after a restart). Returns how many rows stopped being
+        reusable.
+        """
+        self._flush(5.0)
+        count = self._query(lambda c: rows.forget(c, state), 0)
+        with self._read_lock:
+            if self._keys is not None:
+                if state is None:
+                    self._keys.clear()
+                    self._keys_rowid.clear()
+                else:
+                    self._keys.pop(state, None)
+                    self._keys_rowid.pop(state, None)
+        self._emit_pending()
+        return count
+
     def info(self) -> StoreInfo:
         """The size report: file sizes, row counts, schema version and health."""
         self._flush(1.0)
@@ -341,13 +380,22 @@ class RunStore(StoreWriter):
             self.last_error, mode,
         )  # fmt: skip
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued (waiting at most ``timeout`` s), stop the writer, close files."""
+    def close(self, timeout: float = 5.0, *, warn: bool = True) -> None:
+        """Write what is queued (waiting at most ``timeout`` s), stop the writer, close files.
+
+        A failure not reported yet is shown as its one warning, unless ``warn`` is False.
+        """
         if self._stop_writer(timeout):
             with self._read_lock:
                 self._conn.close()
             _LIVE.discard(self)
-        self._emit_pending()
+            with _REGISTRY_LOCK:
+                for table in (_REGISTRY, _BY_TEXT):
+                    for key, found in list(table.items()):
+                        if found is self:
+                            del table[key]
+        if warn:
+            self._emit_pending()
 
     def __enter__(self) -> RunStore:
         return self
@@ -371,16 +419,137 @@ def _open_error(path: Path, reason: str) -> StoreError:
     return StoreError(msg, path=str(path), reason=reason)
 
 
+class ReuseLookup:
+    """The store's reuse lookups for one run of one state: what ``Job.store`` holds.
+
+    Called from the engine's worker threads, never from the scheduler; never warns, never
+    raises. The first lookup of the run catches up with what other processes recorded, and
+    first writes the rows this process had queued before the run began (an earlier run's,
+    which the writer held back), so they can be found.
+    """
+
+    __slots__ = ("_caught_up", "_lock", "_write_first", "state", "store")
+
+    def __init__(self, store: RunStore, state: str) -> None:
+        self.store = store
+        self.state = state
+        self._caught_up = False
+        self._lock = threading.Lock()
+        self._write_first = bool(store._queue)  # made before the run queues its own rows
+
+    def lookup(self, task: str, fingerprint: str, input_key: Any) -> str | None:
+        """The stored output JSON of ``task`` run with this code and this input, or None.
+
+        ``input_key`` is the engine's reuse key of the input (hashed here with
+        :func:`input_hash`, as the writer hashes it when recording).
+        """
+        digest = input_hash(input_key)
+        if not digest:
+            return None
+        if not self._caught_up:
+            with self._lock:
+                if not self._caught_up:
+                    if self._write_first:
+                        self.store._flush(10.0)
+                    self.store.catch_up(self.state)
+                    self._caught_up = True
+        return self.store.lookup_quietly(self.state, task, fingerprint, digest)
+
+    def __repr__(self) -> str:
+        return f"<ReuseLookup {self.state!r} in {self.store.path}>"
+
+
 # -- the process's stores: one per path, written out at exit, forgotten in a forked child ----
 
 _LIVE: set[RunStore] = set()
-_REGISTRY: dict[str, RunStore] = {}
+_REGISTRY: dict[str, RunStore] = {}  # by resolved path
+_BY_TEXT: dict[str, RunStore] = {}  # by the absolute path as written, for resolve_store's speed
 _REGISTRY_LOCK = threading.Lock()
 _EXIT_TIMEOUT: Final = 5.0
+StoreChoice = RunStore | str | os.PathLike[str] | bool | None
+_DEFAULT: list[StoreChoice] = [None]  # chosen by set_default_store(); None: not chosen
+_ORIGIN: list[str] = [""]
+
+
+def set_default_store(store: StoreChoice) -> StoreChoice:
+    """Choose the store of the runs of this process given no ``store=`` (or ``store=None``).
+
+    What ``%germinate store PATH|off`` does for a kernel: later runs, and explorers, use it.
+
+    Parameters
+    ----------
+    store
+        A path, a :class:`RunStore`, ``"off"``/False (runs in memory only), or None to go back
+        to ``$GERMINATE_STORE`` and the default path.
+
+    Returns
+    -------
+    The previous choice (None when there was none).
+
+    Raises
+    ------
+    TypeError
+        When ``store`` is none of these.
+    """
+    if not isinstance(store, RunStore):
+        _store_path(store, None)  # a TypeError for what is not a store, before anything changes
+    previous, _DEFAULT[0] = _DEFAULT[0], store
+    return previous
+
+
+def default_store_choice() -> StoreChoice:
+    """What :func:`set_default_store` chose (None: nothing, the environment decides)."""
+    return _DEFAULT[0]
+
+
+def default_store(*, stacklevel: int = 2) -> RunStore | None:
+    """The store runs given no ``store=`` use here (``resolve_store(None)``), or None."""
+    return resolve_store(None, stacklevel=stacklevel + 1)
+
+
+def set_origin(text: str) -> str:
+    """Name what starts this process's runs in the store's history (``germinate-nb run X``).
+
+    Without it, a kernel's runs are named after its notebook when Jupyter says which
+    (``$JPY_SESSION_NAME``). Returns the previous name.
+    """
+    previous, _ORIGIN[0] = _ORIGIN[0], text
+    return previous
+
+
+def run_origin() -> str:
+    """What the runs of this process are recorded as coming from (may be empty)."""
+    return _ORIGIN[0] or os.path.basename(os.environ.get("JPY_SESSION_NAME", ""))
+
+
+def store_path(
+    store: StoreChoice = None, *, base: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The file :func:`resolve_store` would open for ``store``, without opening or creating it.
+
+    None when the store is off. Relative paths in ``$GERMINATE_STORE`` are relative to
+    ``base`` (default: the current directory), as in a kernel or ``germinate-nb run``, whose
+    current directory is the notebook's folder.
+    """
+    store = _chosen(store)
+    if isinstance(store, RunStore):
+        return store.path
+    return _store_path(store, base)
+
+
+def _chosen(store: StoreChoice) -> StoreChoice:
+    """``store`` with None (and True) standing for the process's choice, if one was made."""
+    if store is None or store is True:
+        chosen = _DEFAULT[0]
+        if isinstance(chosen, RunStore) and not chosen.usable:
+            chosen = chosen.path  # it failed since: try its file again
+        if chosen is not None and not (store is True and _is_off(chosen)):
+            return chosen
+    return store
 
 
 def resolve_store(
-    store: RunStore | str | os.PathLike[str] | bool | None = None,
+    store: StoreChoice = None,
     *,
     base: str | os.PathLike[str] | None = None,
     stacklevel: int = 2,
@@ -390,10 +559,11 @@ def resolve_store(
     Parameters
     ----------
     store
-        None: ``$GERMINATE_STORE`` if set (``off`` means none), else ``DEFAULT_PATH`` under
-        ``base``. True: the same, but ``off`` in the environment is overridden. False or
-        ``"off"``: none. A path (relative to the current directory): that file. A RunStore:
-        itself. The same path always gives the same open RunStore in one process.
+        None: the store chosen with :func:`set_default_store` if any, else
+        ``$GERMINATE_STORE`` if set (``off`` means none), else ``DEFAULT_PATH`` under
+        ``base``. True: the same, but an ``off`` choice or environment is overridden. False
+        or ``"off"``: none. A path (relative to the current directory): that file. A
+        RunStore: itself. The same path always gives the same open RunStore in one process.
     base
         Folder of the default store, usually the notebook's; default: the current directory.
     stacklevel
@@ -404,29 +574,41 @@ def resolve_store(
     RunStore or None
         None, after one :class:`StoreWarning` per path and reason, when the file is unusable.
     """
+    store = _chosen(store)
     if isinstance(store, RunStore):
         return store
-    path = _store_path(store, base)
-    if path is None:
+    where = _store_text(store, base)
+    if where is None:
         return None
+    quick = _BY_TEXT.get(where)  # each run resolves its store: no file system access then
+    if quick is not None and quick.usable:
+        return quick
+    path = Path(where)
     try:
         key = str(path.resolve())
     except (OSError, RuntimeError):  # a symlink loop: the file will fail to open anyway
         key = str(path.absolute())
+    failed = None
     with _REGISTRY_LOCK:
         found = _REGISTRY.get(key)
         if found is not None and found.usable:
+            _BY_TEXT[where] = found
             return found
         if found is not None:  # it failed since: try the file again
             del _REGISTRY[key]
-            found.close(timeout=0.5)
+            failed = found
         try:
             opened = RunStore.open(path)
         except StoreError as exc:
-            error = exc
+            error: StoreError | None = exc
         else:
-            _REGISTRY[key] = opened
-            return opened
+            _REGISTRY[key] = _BY_TEXT[where] = opened
+            error = None
+    if failed is not None:
+        failed.close(timeout=0.5, warn=False)
+        failed.warn_failure(stacklevel=stacklevel)  # shown once, if not shown yet
+    if error is None:
+        return opened
     if (str(path), error.reason) not in WARNED:
         WARNED.add((str(path), error.reason))
         msg = (
@@ -437,19 +619,36 @@ def resolve_store(
     return None
 
 
-def _store_path(store: str | os.PathLike[str] | bool | None, base: Any) -> Path | None:
+def _is_off(store: StoreChoice) -> bool:
+    if store is False:
+        return True
+    return isinstance(store, str) and store.strip().lower() == "off"
+
+
+def _store_path(store: StoreChoice, base: Any) -> Path | None:
+    where = _store_text(store, base)
+    return None if where is None else Path(where)
+
+
+def _store_text(store: StoreChoice, base: Any) -> str | None:
+    """The absolute path of the store file, as text (cheap: no file system access)."""
     if store is False:
         return None
     if store is None or store is True:
         env = os.environ.get(ENV_VAR, "").strip()
         if env.lower() == "off":
-            return None if store is None else Path(base or os.getcwd()) / DEFAULT_PATH
-        return Path(env).expanduser() if env else Path(base or os.getcwd()) / DEFAULT_PATH
+            if store is None:
+                return None
+            env = ""
+        name = os.path.expanduser(env) if env else DEFAULT_PATH
+        return os.path.abspath(os.path.join(base if base is not None else os.getcwd(), name))
     if isinstance(store, (str, os.PathLike)):
         text = os.fsdecode(os.fspath(store)).strip()
         if text.lower() == "off":
             return None
-        return Path(text).expanduser() if text else _store_path(None, base)
+        if not text:
+            return _store_text(None, base)
+        return os.path.abspath(os.path.expanduser(text))
     msg = (
         f"store={store!r} is not a run store: pass a path, 'off', True, False, None or a "
         "RunStore (e.g. store='.germinate/runs.sqlite')"
@@ -476,6 +675,7 @@ def _forget_after_fork() -> None:
         store._queue.clear()
     _LIVE.clear()
     _REGISTRY.clear()
+    _BY_TEXT.clear()
     _REGISTRY_LOCK = threading.Lock()
 
 

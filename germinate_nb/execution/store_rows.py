@@ -7,15 +7,17 @@ Everything here runs on a connection handed in by :class:`~germinate_nb.executio
 from __future__ import annotations
 
 import functools
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+from pydantic import BaseModel
 from pydantic_core import to_json
 
 from germinate_nb.execution.store_schema import reuse_key
 
-__all__ = ["RunRow", "StoreInfo", "TaskRecord", "TaskRow"]
+__all__ = ["RunRow", "StoreInfo", "TaskRecord", "TaskRow", "input_hash"]
 
 REUSABLE_STATUSES: Final = ("succeeded", "cached")
 
@@ -23,28 +25,96 @@ REUSABLE_STATUSES: Final = ("succeeded", "cached")
 class TaskRecord(NamedTuple):
     """One task run handed to ``RunStore.record``; the writer thread turns it into a row.
 
-    Immutable, and a NamedTuple rather than a frozen dataclass because the engine builds one
-    per task on its hot path: about 1 us instead of 6 us (a frozen dataclass sets each of its
-    13 fields through ``object.__setattr__``).
+    Immutable, and a NamedTuple because the engine builds one per task on its hot path
+    (``tuple.__new__(TaskRecord, values)``: about 0.2 us). Everything that costs more than
+    holding a reference (hashing the input, JSON, text) is left to the writer thread, so the
+    objects handed over must not change afterwards: the engine hands its own dumps, never
+    objects the user holds.
 
-    ``output`` is the output model itself (serialised later by the writer thread, so it must not
-    change meanwhile; the cheapest), its python-mode dump, or None. ``input_hash`` is ``""``
-    when the input could not be hashed; such a run is recorded but never reused.
+    ``input`` is the task input's reuse key (the input data or model dump the engine keys
+    reuse on), hashed by the writer with :func:`input_hash`; a ``str`` is taken as a hash
+    already made (``""``: none, the run is recorded but never reused). ``output`` is the output
+    model, its python-mode dump, or None. ``output_type`` is a name or the model class.
+    ``error`` is text or a ``TaskError`` (written as ``type: message`` and its traceback).
     """
 
     run_id: str
     state: str
     task: str
     fingerprint: str
-    input_hash: str
+    input: Any
     status: str
     output: Any
-    output_type: str
+    output_type: Any
     log: str
-    error: str
+    error: Any
     start: float | None
     duration: float | None
     attempt: int = 1
+
+
+def input_hash(input_dump: Any) -> str:
+    """A stable hash of a task input: the same in every process, whatever ``PYTHONHASHSEED``.
+
+    Dict keys are ordered and sets sorted at every level, so equal values hash equal whatever
+    order they were built in (as ``==`` says of dicts and sets).
+
+    Parameters
+    ----------
+    input_dump
+        The input's reuse key: the python-mode ``model_dump()`` or the input data, or None.
+
+    Returns
+    -------
+    str
+        32 hex digits, or ``""`` when the input cannot be turned into JSON (not reusable).
+
+    Examples
+    --------
+    >>> input_hash({"b": 1, "a": {"y", "x"}}) == input_hash({"a": {"x", "y"}, "b": 1})
+    True
+    >>> input_hash({"x": object()})
+    ''
+    """
+    try:
+        if type(input_dump) is dict:
+            flat = True
+            for value in input_dump.values():
+                if type(value) not in _ATOMS:
+                    flat = False
+                    break
+            if flat:  # the common case: a flat model dump, its keys ordered only
+                data: Any = {k: input_dump[k] for k in sorted(input_dump)}
+            else:
+                data = _canonical(input_dump)
+        else:
+            data = _canonical(input_dump)
+        return hashlib.sha256(to_json(data)).hexdigest()[:32]
+    except Exception:  # any unserialisable value: never reusable, never an error
+        return ""
+
+
+_ATOMS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with sets sorted and dict keys ordered, so its JSON is the same everywhere."""
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
+    if cls is dict or isinstance(value, dict):
+        try:
+            keys = sorted(value)
+        except TypeError:  # keys of mixed types: order them by their JSON
+            keys = sorted(value, key=to_json)
+        return {k: _canonical(value[k]) for k in keys}
+    if cls is list or cls is tuple or isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(v) for v in value), key=to_json)
+    if isinstance(value, BaseModel):
+        return _canonical(value.model_dump())
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +224,9 @@ def insert_tasks_sql(n: int) -> str:
 
 def task_row(r: TaskRecord) -> tuple[Any, ...]:
     """The ``task_runs`` row of a record: output as JSON text, or NULL and a note saying why."""
-    run_id, state, task, fingerprint, ih, status, output, output_type, log, error, *rest = r
-    output_json, note, key = None, "", None
+    run_id, state, task, fingerprint, key, status, output, output_type, log, error, *rest = r
+    ih = key if type(key) is str else input_hash(key)
+    output_json, note, reuse = None, "", None
     if output is not None:
         try:
             output_json = to_json(output).decode()
@@ -163,13 +234,44 @@ def task_row(r: TaskRecord) -> tuple[Any, ...]:
             note = f"output is not JSON-serialisable: {type(exc).__name__}: {one_line(exc)}"
         if output_json is not None and status in REUSABLE_STATUSES:
             if ih:
-                key = reuse_key(state, task, fingerprint, ih)
+                reuse = reuse_key(state, task, fingerprint, ih)
             else:
                 note = "input is not JSON-serialisable, so the output is not reusable"
+    if type(output_type) is not str:
+        output_type = f"{output_type.__module__}.{output_type.__qualname__}"
     return (
-        run_id, state, task, fingerprint, ih, status, output_json, output_type,
-        0 if key is None else 1, note, log or "", error or "", *rest, key,
+        run_id, state, task, fingerprint, ih, str(status), output_json, output_type,
+        0 if reuse is None else 1, note, log or "", error_text(error), *rest, reuse,
     )  # fmt: skip
+
+
+def outcome_row(head: tuple[str, str], outcome: Any) -> tuple[Any, ...]:
+    """The ``task_runs`` row of an engine outcome (see ``StoreWriter.outcome_sink``)."""
+    run_id, state = head
+    kind = outcome.kind
+    if kind == "ok" or kind == "cached":
+        record = TaskRecord(
+            run_id, state, outcome.name, outcome.fingerprint, outcome.input_dump,
+            "succeeded" if kind == "ok" else "cached", outcome.dump, type(outcome.output),
+            outcome.log, "", outcome.start, outcome.duration,
+        )  # fmt: skip
+    else:  # an error, or a task an eager backend did not run: failed
+        record = TaskRecord(
+            run_id, state, outcome.name, outcome.fingerprint, "", "failed", None, "",
+            outcome.log, outcome.error, outcome.start, outcome.duration,
+        )  # fmt: skip
+    return task_row(record)
+
+
+def error_text(error: Any) -> str:
+    """A task error as stored: ``type: message``, then its traceback (text is kept as it is)."""
+    if not error:
+        return ""
+    if type(error) is str:
+        return error
+    text = str(error)
+    traceback = getattr(error, "traceback", "")
+    return f"{text}\n\n{traceback}" if traceback else text
 
 
 def json_or_none(value: Any) -> str | None:
@@ -271,17 +373,56 @@ def read_runs(conn: sqlite3.Connection, state: str | None, limit: int) -> list[R
         f" {where} ORDER BY started DESC, rowid DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
-    counts: dict[str, dict[str, int]] = {r[0]: {} for r in rows}
-    if rows:
+    counts = read_counts(conn, [r[0] for r in rows])
+    return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], counts[r[0]], r[6]) for r in rows]
+
+
+def read_counts(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per run, how many tasks ended in each status (the last attempt of each task counts)."""
+    counts: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
+    if counts:
         marks = ", ".join("?" * len(counts))
-        for run_id, status, n in conn.execute(  # only the last attempt of each task counts
+        for run_id, status, n in conn.execute(
             "SELECT t.run_id, t.status, COUNT(*) FROM task_runs t JOIN (SELECT MAX(rowid) AS last"
             f" FROM task_runs WHERE run_id IN ({marks}) GROUP BY run_id, task) m"
             " ON t.rowid = m.last GROUP BY t.run_id, t.status",
             list(counts),
         ).fetchall():
             counts[run_id][status] = n
-    return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], counts[r[0]], r[6]) for r in rows]
+    return counts
+
+
+def find_runs(conn: sqlite3.Connection, run_id: str, limit: int = 6) -> list[RunRow]:
+    """The runs whose id is ``run_id`` or starts with it: that one first, then newest first."""
+    pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    found = conn.execute(
+        "SELECT run_id, state, status, started, ended, input_json, origin FROM runs"
+        " WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\' ORDER BY run_id = ? DESC,"
+        " started DESC LIMIT ?",
+        (run_id, pattern, run_id, limit),
+    ).fetchall()
+    if not found:
+        return []
+    counted = read_counts(conn, [r[0] for r in found])
+    return [RunRow(r[0], r[1], r[2], r[3], r[4], r[5], counted[r[0]], r[6]) for r in found]
+
+
+def forget(conn: sqlite3.Connection, state: str | None) -> int:
+    """Mark the reusable task runs of ``state`` (or all) not reusable; returns how many."""
+    where, params = ("AND state = ?", (state,)) if state is not None else ("", ())
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        changed = conn.execute(
+            "UPDATE task_runs SET reusable = 0, reuse_key = NULL,"
+            " note = 'reuse cleared (clear_cache)' WHERE reuse_key IS NOT NULL " + where,
+            params,
+        ).rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return int(changed)
 
 
 def read_task_runs(conn: sqlite3.Connection, run_id: str) -> list[TaskRow]:

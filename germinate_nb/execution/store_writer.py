@@ -3,22 +3,38 @@
 ``StoreWriter`` is the writing half of :class:`~germinate_nb.execution.store.RunStore`: the
 queue that ``record()`` appends to, the thread that drains it, and the failure that turns the
 store off with one warning.
+
+The writer never competes with a run: while any run of the process is going on (see
+:func:`run_started`), it only gathers rows, and writes them once no run is active, or when
+``BACKLOG`` rows are waiting, or when the oldest has waited ``MAX_DELAY`` seconds (so a kernel
+that dies in the middle of a long run keeps what finished more than a few seconds before).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import warnings
 from collections import deque
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from germinate_nb.execution import store_rows as rows
 from germinate_nb.execution import store_schema
 from germinate_nb.execution.store_rows import TaskRecord, one_line
 
-__all__ = ["WARNED", "StoreWarning", "StoreWriter", "advice", "rollback"]
+__all__ = [
+    "BACKLOG",
+    "MAX_DELAY",
+    "WARNED",
+    "StoreWarning",
+    "StoreWriter",
+    "advice",
+    "rollback",
+    "run_ended",
+    "run_started",
+]
 
 
 class StoreWarning(RuntimeWarning):
@@ -26,18 +42,65 @@ class StoreWarning(RuntimeWarning):
 
 
 _STOP: Final = object()
-_BEGIN: Final = "begin"
-_END: Final = "end"
+
+
+class _Begin(NamedTuple):
+    run_id: str
+    state: str
+    input_dump: Any
+    started: float
+    origin: str
+
+
+class _End(NamedTuple):
+    run_id: str
+    ended: float
+    status: str
+
+
+def _is_task(item: Any) -> bool:
+    """Is this queued item a task run (a TaskRecord, or an engine's ``(head, outcome)``)?"""
+    return type(item) is TaskRecord or type(item) is tuple
 
 
 WARNED: set[tuple[str, str]] = set()  # (path, reason) already shown in this process
+
+BACKLOG: Final = 20_000
+"""Rows waiting that make the writer write even while a run is going on."""
+MAX_DELAY: Final = 2.0
+"""Seconds a row waits at most for the runs of the process to end before it is written."""
+_POLL: Final = 0.025  # while runs go on, how often the writer looks at its backlog
+
+_active_runs = 0
+_active_lock = threading.Lock()
+_IDLE = threading.Event()  # set while no run of the process is going on
+_IDLE.set()
+
+
+def run_started() -> None:
+    """A run of this process starts: writers wait until it ends (see the module's notes)."""
+    global _active_runs
+    with _active_lock:
+        _active_runs += 1
+        _IDLE.clear()
+
+
+def run_ended() -> None:
+    """A run that called :func:`run_started` has ended (call it once per run)."""
+    global _active_runs
+    with _active_lock:
+        _active_runs = max(0, _active_runs - 1)
+        if not _active_runs:
+            _IDLE.set()
 
 
 class StoreWriter:
     """Queues runs and task runs, and writes them from one daemon thread.
 
     ``usable`` is False after a fatal error (``last_error`` says why) or ``close()``; then
-    every method is a cheap no-op, and the next call shows the failure's one warning.
+    every method is a cheap no-op. The writing methods never warn (the engine calls them from
+    any thread, under its lock): the failure's one warning is shown by the next read,
+    ``flush()``, ``close()`` or :meth:`warn_failure`.
     """
 
     path: Path
@@ -72,20 +135,36 @@ class StoreWriter:
         self, run_id: str, state: str, input_dump: Any, started: float, *, origin: str = ""
     ) -> None:
         """Queue a new run (status ``running``); ``input_dump`` is stored as JSON if it can be."""
-        self._enqueue((_BEGIN, run_id, state, input_dump, started, origin))
+        self._enqueue(_Begin(run_id, state, input_dump, started, origin))
 
     def record(self, record: TaskRecord) -> None:
-        """Queue a task run. Costs a deque append; never blocks, never raises for the store."""
+        """Queue a task run. Costs a deque append; never blocks, never raises, never warns."""
         if self.usable:
             self._queue.append(record)
             if not self._wake.is_set():
                 self._wake.set()
-        elif self._pending_warning is not None:
-            self._emit_pending()
+
+    def outcome_sink(self) -> Any:
+        """The engine's way to record: a function taking ``((run_id, state), outcome)`` pairs.
+
+        It is the queue's own ``append`` (about 0.05 us): no record is built, nothing is
+        checked, the writer is not woken. The writer turns the engine's
+        :class:`~germinate_nb.execution.backend.Outcome` into a row (it reads ``name``,
+        ``kind``, ``fingerprint``, ``input_dump``, ``dump``, ``output``'s type, ``log``,
+        ``error``, ``start`` and ``duration``, which the engine no longer changes). Use it
+        between :meth:`begin_run` (which wakes the writer) and :meth:`end_run`: while runs go
+        on the writer looks at the queue itself.
+        """
+        return self._queue.append
 
     def end_run(self, run_id: str, ended: float, status: str) -> None:
         """Queue the end of a run: its end time and final status."""
-        self._enqueue((_END, run_id, ended, status))
+        self._enqueue(_End(run_id, ended, status))
+
+    def warn_failure(self, stacklevel: int = 2) -> None:
+        """Show the one warning of a failure not shown yet (``stacklevel`` as for ``warn``)."""
+        if self._pending_warning is not None:
+            self._emit_pending(stacklevel=stacklevel + 2)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued before this call is written.
@@ -103,8 +182,6 @@ class StoreWriter:
         if self.usable:
             self._queue.append(item)
             self._wake.set()
-        elif self._pending_warning is not None:
-            self._emit_pending(stacklevel=4)
 
     def _flush(self, timeout: float) -> bool:
         marker = threading.Event()
@@ -129,10 +206,11 @@ class StoreWriter:
         self._rows_per_insert = max(1, min(self._batch_size, limit // rows.TASK_ROW_WIDTH))
         try:
             while True:
-                self._wake.wait()
+                self._wait_for_rows()
                 if not self._hurry.is_set():
                     self._hurry.wait(self._interval)  # gather a batch
                 self._wake.clear()
+                self._wait_for_idle()
                 self._hurry.clear()
                 if self.last_error is not None or self._drain(conn):
                     return
@@ -140,6 +218,25 @@ class StoreWriter:
             self._fail(f"{type(exc).__name__}: {one_line(exc)}")
         finally:
             conn.close()
+
+    def _wait_for_rows(self) -> None:
+        """Sleep until woken; while runs go on, also wake when their rows are queued."""
+        wake, queue = self._wake, self._queue
+        while not wake.wait(None if _IDLE.is_set() else _POLL):
+            if queue:
+                return
+
+    def _wait_for_idle(self) -> None:
+        """Let the runs of the process go on: wait until none is active, within limits."""
+        if _IDLE.is_set():
+            return
+        deadline = time.monotonic() + MAX_DELAY
+        queue, hurry = self._queue, self._hurry
+        while not _IDLE.is_set() and not hurry.is_set() and len(queue) < BACKLOG:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            _IDLE.wait(min(_POLL, left))
 
     def _drain(self, conn: sqlite3.Connection) -> bool:
         """Write everything queued, in batches; True when the writer must stop."""
@@ -160,7 +257,7 @@ class StoreWriter:
                 reason = one_line(exc)
                 if not isinstance(exc, sqlite3.Error):
                     reason = f"{type(exc).__name__}: {reason}"
-                self._fail(reason, dropped=sum(type(item) is TaskRecord for item in items))
+                self._fail(reason, dropped=sum(_is_task(item) for item in items))
                 stop = True
             for marker in markers:
                 marker.set()
@@ -172,14 +269,16 @@ class StoreWriter:
         """Write one batch of queued items in one transaction."""
         runs, tasks, ends = [], [], []
         for item in items:
-            if type(item) is TaskRecord:
+            kind = type(item)
+            if kind is tuple:  # the engine's (head, outcome)
+                tasks.append(rows.outcome_row(*item))
+            elif kind is TaskRecord:
                 tasks.append(rows.task_row(item))
-            elif type(item) is tuple:
-                if item[0] == _BEGIN:
-                    _, run_id, state, dump, started, origin = item
-                    runs.append((run_id, state, started, rows.json_or_none(dump), origin))
-                else:
-                    ends.append((item[2], item[3], item[1]))
+            elif kind is _Begin:
+                run_id, state, dump, started, origin = item
+                runs.append((run_id, state, started, rows.json_or_none(dump), origin))
+            elif kind is _End:
+                ends.append((item.ended, item.status, item.run_id))
         if not (runs or tasks or ends):
             return
         conn.execute("BEGIN IMMEDIATE")
@@ -209,7 +308,7 @@ class StoreWriter:
                     item = self._queue.popleft()
                 except IndexError:  # the writer may be draining too
                     break
-                if type(item) is TaskRecord:
+                if _is_task(item):
                     dropped += 1
                 elif isinstance(item, threading.Event):
                     item.set()

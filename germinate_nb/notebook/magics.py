@@ -6,6 +6,8 @@ import argparse
 import html
 import json
 import shlex
+import warnings
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -24,7 +26,7 @@ from germinate_nb.errors import DagCycleError, GerminateError
 __all__ = ["GerminateMagics", "load", "unload"]
 
 DEFAULT_STATE = "main"
-SUBCOMMANDS = ("list", "show", "phases", "validate", "run", "export", "use", "rm", "reset")
+SUBCOMMANDS = ("list", "show", "phases", "validate", "run", "export", "use", "rm", "store", "reset")
 
 
 class Line:
@@ -204,7 +206,12 @@ class GerminateMagics(Magics):
 
     @line_magic
     def germinate(self, line: str) -> Any:
-        """``%germinate list|show|phases|validate|run|export|use|reset``: see ``%germinate?``."""
+        """``%germinate list|show|phases|validate|run|export|use|rm|store|reset``.
+
+        ``%germinate store [PATH|off|info]`` chooses the run store of this kernel's later runs
+        (and explorers) or reports on it; ``%germinate store prune --keep N [--vacuum]`` keeps
+        the newest N runs of each state.
+        """
         try:
             words = shlex.split(line)
         except ValueError as err:
@@ -339,6 +346,56 @@ class GerminateMagics(Magics):
             )
         return Line("\n".join(lines))
 
+    def _cmd_store(self, args: argparse.Namespace) -> Line:
+        from germinate_nb.execution import store as stores
+
+        target = (args.target or "info").strip()
+        word = target.lower()
+        if word != "prune" and (args.keep is not None or args.vacuum):
+            msg = (
+                f"--keep and --vacuum go with prune, not '{target}'. "
+                "Use `%germinate store prune --keep 20`."
+            )
+            raise UsageError(msg)
+        if word == "info":
+            found = stores.default_store(stacklevel=3)
+            if found is None:
+                return Line(_store_off_text(stores))
+            return Line(f"{found.info()}; this kernel's runs are recorded there")
+        if word == "prune":
+            if args.keep is None or args.keep < 0:
+                got = "" if args.keep is None else f" (got {args.keep})"
+                msg = (
+                    f"%germinate store prune needs --keep N, the runs of each state to keep, "
+                    f"0 or more{got}: e.g. `%germinate store prune --keep 20`."
+                )
+                raise UsageError(msg)
+            found = stores.default_store(stacklevel=3)
+            if found is None:
+                msg = f"nothing to prune: {_store_off_text(stores)}"
+                raise UsageError(msg)
+            deleted = found.prune(args.keep, vacuum=args.vacuum)
+            kept = f"the newest {args.keep} of each state kept"
+            return Line(
+                f"✓ pruned {deleted} run{'s' if deleted != 1 else ''} ({kept}); {found.info()}"
+            )
+        if word == "off":
+            stores.set_default_store("off")
+            return Line("✓ run store off: this kernel's runs keep their results in memory only")
+        path = Path(target).expanduser().absolute()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stores.StoreWarning)
+            found = stores.resolve_store(path)
+        if found is None:  # say why, and keep the store used so far
+            try:
+                stores.RunStore.open(path).close()
+            except stores.StoreError as err:
+                raise UsageError(str(err)) from None
+            msg = f"run store {path} cannot be used; the kernel keeps its store."
+            raise UsageError(msg)
+        stores.set_default_store(str(path))
+        return Line(f"✓ this kernel's runs are recorded in {found.info()}")
+
     def _cmd_reset(self, args: argparse.Namespace) -> Line:
         if not args.force:
             msg = (
@@ -380,9 +437,29 @@ def _parser(sub: str) -> _Parser:
         p.add_argument("--format", default=None, choices=["png", "svg", "dot", "mermaid"])
         p.add_argument("--timeline", action="store_true", help="The last run's timeline.")
         p.add_argument("-o", "--output", default=None, help="File to write.")
+    if sub == "store":
+        p.add_argument("target", nargs="?", default=None, help="PATH, off, info or prune.")
+        p.add_argument("--keep", type=int, default=None, help="Runs of each state to keep.")
+        p.add_argument("--vacuum", action="store_true", help="Give the space back to the disk.")
     if sub == "reset":
         p.add_argument("-f", "--force", action="store_true")
     return p
+
+
+def _store_off_text(stores: Any) -> str:
+    """Why this kernel has no run store, in one line."""
+    import os
+
+    if stores.default_store_choice() is not None:
+        why = "`%germinate store off`"
+    elif os.environ.get(stores.ENV_VAR, "").strip().lower() == "off":
+        why = f"{stores.ENV_VAR}=off"
+    else:
+        why = "it cannot be used"
+    return (
+        f"the run store is off ({why}): runs keep results in memory only. "
+        "Choose one with `%germinate store .germinate/runs.sqlite`."
+    )
 
 
 def _displayable(data: str | bytes, fmt: str) -> Any:

@@ -250,7 +250,7 @@ def test_output_not_json_serialisable_is_recorded_not_reusable(store, no_warning
 
 def test_a_task_record_is_immutable_and_takes_keywords():
     r = TaskRecord(
-        run_id="r1", state="design", task="t", fingerprint="fp", input_hash="ih",
+        run_id="r1", state="design", task="t", fingerprint="fp", input="ih",
         status="succeeded", output=None, output_type="T", log="", error="", start=None,
         duration=None,
     )  # fmt: skip
@@ -429,10 +429,15 @@ def test_resolve_store_reopens_a_store_that_failed(tmp_path):
     path = tmp_path / "runs.sqlite"
     first = resolve_store(path)
     first._fail("database is locked")  # as the writer does when it gives up
-    with pytest.warns(StoreWarning, match="stopped working"):
-        first.record(rec("a"))
-    second = resolve_store(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first.record(rec("a"))  # writing never warns: the engine writes from its threads
+        first.begin_run("r2", "design", None, 1.0)
+    with pytest.warns(StoreWarning, match="stopped working") as caught:
+        second = resolve_store(path)  # the failure's one warning, at the caller
     assert second is not first and second.usable
+    assert [w.filename for w in caught] == [__file__]
+    assert not first._thread.is_alive()
 
 
 # -- the schema: versions, migrations, nothing but JSON and text --------------------------
@@ -547,7 +552,13 @@ def test_the_store_holds_json_and_text_never_pickles(tmp_path):
     }
     assert types <= {"TEXT", "REAL", "INTEGER"}
     banned = {"pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve"}
-    for name in ("store.py", "store_rows.py", "store_schema.py", "store_writer.py"):
+    for name in (
+        "store.py",
+        "store_rows.py",
+        "store_schema.py",
+        "store_writer.py",
+        "store_history.py",
+    ):
         tree = ast.parse((ROOT / "germinate_nb" / "execution" / name).read_text())
         imported = set()
         for node in ast.walk(tree):

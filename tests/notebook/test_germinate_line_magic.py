@@ -87,7 +87,7 @@ def test_unknown_subcommand_lists_valid_ones(chain):
     with pytest.raises(
         UsageError,
         match=r"unknown subcommand 'lsit' of %germinate\. Did you mean 'list'\? Subcommands: list, "
-        r"show, phases, validate, run, export, use, rm, reset\.",
+        r"show, phases, validate, run, export, use, rm, store, reset\.",
     ):
         g(chain, "lsit")
     with pytest.raises(UsageError, match="%germinate needs a subcommand"):
