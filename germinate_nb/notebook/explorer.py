@@ -24,6 +24,8 @@ from germinate_nb.errors import DagValidationError, GerminateError
 from germinate_nb.execution.cache import clear_cache
 from germinate_nb.execution.result import RunResult, RunStatus, TaskStatus
 from germinate_nb.execution.runner import RunHandle, start_run
+from germinate_nb.execution.store import resolve_store, store_path
+from germinate_nb.execution.store_rows import RunRow
 from germinate_nb.notebook.canvas import DagCanvas
 from germinate_nb.notebook.details import DetailsPane, TaskView
 from germinate_nb.notebook.follow import RunFollower, report, spawn
@@ -39,6 +41,8 @@ __all__ = ["DagExplorer"]
 ERROR = "var(--jp-error-color1, #cf222e)"
 MUTED = "var(--jp-ui-font-color2, #57606a)"
 NOT_RUN = "not run"
+STORED_RUNS = 20
+"""Past runs of the state listed from the run store (this kernel's own runs come first)."""
 
 
 def _guard(method: Any) -> Any:
@@ -111,6 +115,7 @@ class DagExplorer(widgets.VBox):
         self._geometry_key: Any = None
         self._snap: DagSnapshot | None = None
         self._viewing: RunResult | None = None  # an earlier run chosen in the history
+        self._stored_rows: list[RunRow] = []  # the state's runs in the run store
         self._refresh_timer: threading.Thread | None = None
         self._log_version: tuple[str, int] = ("", -1)
         self._build()
@@ -173,7 +178,7 @@ class DagExplorer(widgets.VBox):
         self.details = DetailsPane(on_remove=self._on_remove_click)
         self.timeline = widgets.Image(format="png", layout={"max_width": "100%"})
         self.timeline_note = widgets.HTML("<i>The timeline of a run shows after it ends.</i>")
-        self.history = HistoryView(self._on_view_run)
+        self.history = HistoryView(self._on_view_run, load=self._load_stored_run)
         self.view_selector = widgets.ToggleButtons(
             options=["Graph", "Timeline", "History"], value="Graph", style={"button_width": "auto"}
         )
@@ -259,6 +264,7 @@ class DagExplorer(widgets.VBox):
             if self.selected and (self.state is None or self.selected not in self.state):
                 self.selected = ""
             self._geometry_key = None
+            self._stored_rows = self._stored_runs(name)
             self.refresh()
 
     def refresh(self) -> None:
@@ -284,10 +290,36 @@ class DagExplorer(widgets.VBox):
                 from germinate_nb.render.mpl import draw_workflow, figure_png
 
                 self.machine.value = figure_png(draw_workflow(self.workflow, current=state.name))
-            self.history.refresh(list(self.registry.run_history.get(state.name, ())))
+            self._refresh_history(state.name)
             self._sync_buttons()
             self._show_status()
             self._show_details()
+
+    def _refresh_history(self, name: str) -> None:
+        runs = list(self.registry.run_history.get(name, ()))
+        self.history.refresh(runs, self._stored_rows if name == self.state_name else ())
+
+    def _stored_runs(self, name: str) -> list[RunRow]:
+        """The state's past runs in the run store (earlier kernels' too), newest first.
+
+        Read when a state is shown, never on a run's path; a store that does not exist yet
+        is not created, and one that cannot be read lists nothing (it warns once on use).
+        """
+        try:
+            path = store_path(self.store)
+            if path is None or not path.exists():
+                return []
+            store = resolve_store(self.store)
+            return store.runs(name, limit=STORED_RUNS) if store is not None else []
+        except Exception:  # the history is a convenience: never an error in the explorer
+            return []
+
+    def _load_stored_run(self, run_id: str) -> RunResult | None:
+        try:
+            store = resolve_store(self.store)
+            return store.load_result(run_id, self.state) if store is not None else None
+        except Exception:
+            return None
 
     def _show_no_state(self) -> None:
         self._snap = None
@@ -694,7 +726,7 @@ class DagExplorer(widgets.VBox):
             self.graph.selected = failed[0]
             self.history.select_task(failed[0])
         self.phase_strip.update(self.statuses, self.marks, self.selected)
-        self.history.refresh(list(self.registry.run_history.get(result.state, ())))
+        self._refresh_history(result.state)
         self._show_status()
         self._show_details()
         if self.view_selector.value == "Timeline":

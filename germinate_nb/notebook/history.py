@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
 from germinate_nb.execution.result import RunResult
+from germinate_nb.execution.store_rows import RunRow
 from germinate_nb.notebook.details import safe_repr
 
-__all__ = ["HistoryView", "compare_outputs", "run_label"]
+__all__ = ["HistoryView", "compare_outputs", "row_label", "run_label"]
 
 LATEST = "latest"
 MISSING = object()
@@ -23,6 +25,22 @@ def run_label(result: RunResult) -> str:
     took = f"{result.duration:.2f} s" if result.duration is not None else "running"
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
     return f"{started} · {result.status} · {took} · {counts}"
+
+
+def row_label(row: RunRow) -> str:
+    """A stored run: ``Nov 27 12:03:04 · failed · 1.20 s · 7 succeeded, 1 failed · stored``."""
+    started = (
+        time.strftime("%b %d %H:%M:%S", time.localtime(row.started))
+        if row.started is not None
+        else "?"
+    )
+    took = (
+        f"{row.ended - row.started:.2f} s"
+        if row.started is not None and row.ended is not None
+        else "never ended"
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(row.counts.items()))
+    return f"{started} · {row.status} · {took} · {counts} · stored"
 
 
 def compare_outputs(task: str, first: RunResult, second: RunResult) -> str:
@@ -85,10 +103,16 @@ def _shown(value: Any, limit: int = 300) -> str:
 class HistoryView(widgets.VBox):
     """The last runs of the state on display; choosing one shows it in the explorer.
 
-    ``on_view(result_or_None)`` is called with the chosen run (None: the latest, live).
+    ``on_view(result_or_None)`` is called with the chosen run (None: the latest, live). Runs
+    of earlier kernels come from the run store: listed by their row, loaded with
+    ``load(run_id)`` when first chosen.
     """
 
-    def __init__(self, on_view: Callable[[RunResult | None], Any]) -> None:
+    def __init__(
+        self,
+        on_view: Callable[[RunResult | None], Any],
+        load: Callable[[str], RunResult | None] | None = None,
+    ) -> None:
         self.run_picker = widgets.Dropdown(
             options=[("latest run", LATEST)], description="View", layout={"width": "100%"}
         )
@@ -100,30 +124,51 @@ class HistoryView(widgets.VBox):
         self.add_class("germinate-history")
         self._on_view = on_view
         self._runs: dict[str, RunResult] = {}
+        self._stored: dict[str, RunRow] = {}  # runs of earlier kernels, by id
+        self._loaded: dict[str, RunResult] = {}  # those of them loaded so far
+        self._load = load
         self.task = ""
         self.run_picker.observe(self._on_run_picker_change, names="value")
         self.compare_picker.observe(self._on_compare_change, names="value")
 
-    def refresh(self, runs: Sequence[RunResult]) -> None:
-        """Offer these runs (oldest first), newest at the top."""
+    def refresh(self, runs: Sequence[RunResult], stored: Sequence[RunRow] = ()) -> None:
+        """Offer these runs (oldest first), newest at the top, then the stored ones.
+
+        ``stored`` are rows of the run store (newest first); those this kernel also has in
+        ``runs`` are listed once.
+        """
         self._runs = {r.run_id: r for r in runs}
-        newest_first = list(reversed(runs))
-        options = [("latest run", LATEST)] + [(run_label(r), r.run_id) for r in newest_first]
+        self._stored = {row.run_id: row for row in stored if row.run_id not in self._runs}
+        self._loaded = {k: v for k, v in self._loaded.items() if k in self._stored}
+        newest_first = [(run_label(r), r.run_id) for r in reversed(runs)]
+        newest_first += [(row_label(row), run_id) for run_id, row in self._stored.items()]
+        known = {run_id for _, run_id in newest_first}
+        options = [("latest run", LATEST), *newest_first]
         if list(self.run_picker.options) != options:
-            keep = self.run_picker.value if self.run_picker.value in self._runs else LATEST
+            keep = self.run_picker.value if self.run_picker.value in known else LATEST
             self.run_picker.options = options
             self.run_picker.value = keep
-        compare = [("(none)", "")] + [(run_label(r), r.run_id) for r in newest_first]
+        compare = [("(none)", ""), *newest_first]
         if list(self.compare_picker.options) != compare:
-            keep = self.compare_picker.value if self.compare_picker.value in self._runs else ""
+            keep = self.compare_picker.value if self.compare_picker.value in known else ""
             self.compare_picker.options = compare
             self.compare_picker.value = keep
         self._update_comparison()
 
+    def _get(self, run_id: str) -> RunResult | None:
+        """A run by id: this kernel's, or a stored one (loaded once, when first asked for)."""
+        found = self._runs.get(run_id) or self._loaded.get(run_id)
+        if found is not None or run_id not in self._stored or self._load is None:
+            return found
+        loaded = self._load(run_id)
+        if loaded is not None:
+            self._loaded[run_id] = loaded
+        return loaded
+
     @property
     def viewing(self) -> RunResult | None:
         """The earlier run on display, or None for the latest."""
-        return self._runs.get(self.run_picker.value)
+        return self._get(self.run_picker.value)
 
     def view(self, run_id: str) -> None:
         """Show the run with this id (``"latest"`` for the latest)."""
@@ -146,7 +191,7 @@ class HistoryView(widgets.VBox):
         self._update_comparison()
 
     def _update_comparison(self) -> None:
-        other = self._runs.get(self.compare_picker.value)
+        other = self._get(self.compare_picker.value)
         if other is None or not self.task:
             self.comparison.value = "<i>Select a task, then pick a run to compare with.</i>"
             return

@@ -48,6 +48,9 @@ class PhaseStrip(widgets.VBox):
         self._picker: widgets.Dropdown | None = None
         self._summary_box: widgets.HTML | None = None
         self._page_row: widgets.HBox | None = None
+        self._slots: list[widgets.Button] = []  # a compact strip's toggles, reused page to page
+        self._slot_names: dict[int, str] = {}  # id(slot) -> the task it shows
+        self._pager_parts: list[widgets.Widget] = []
 
     # -- building ------------------------------------------------------------------------------
 
@@ -63,7 +66,10 @@ class PhaseStrip(widgets.VBox):
         self._statuses, self._marks, self._selected = statuses, marks, selected
         self._phase_of = {n: i for i, layer in enumerate(layers) for n in layer}
         total = sum(len(layer) for layer in layers)
-        self.compact = total > TOGGLE_CAP
+        compact = total > TOGGLE_CAP
+        if compact != self.compact:
+            self._buttons = {}  # a compact strip's toggles are relabelled slots, not per task
+        self.compact = compact
         if self.compact and selected in self._phase_of:
             self.opened = self._phase_of[selected]
             self.page = self.layers[self.opened].index(selected) // PAGE
@@ -107,16 +113,32 @@ class PhaseStrip(widgets.VBox):
         items: list[widgets.Widget] = []
         if self.opened is not None:
             layer = self.layers[self.opened]
-            for name in layer[self.page * PAGE : (self.page + 1) * PAGE]:
-                button = self._buttons.get(name) or self._make_button(name)
+            for i, name in enumerate(layer[self.page * PAGE : (self.page + 1) * PAGE]):
+                # the page's toggles are the same few widgets, relabelled: a click shows the
+                # task at once, with no widget models to create in the browser
+                button = self._slot(i)
+                self._slot_names[id(button)] = name
+                if button.description != name:
+                    button.description = name
                 self._style(button, name)
                 buttons[name] = button
                 items.append(button)
             if len(layer) > PAGE:
                 items += self._pager(len(layer))
         self._buttons = buttons
-        self._page_row.children = items
-        self.children = [self._summary_box, self._picker, self._page_row]
+        if list(self._page_row.children) != items:
+            self._page_row.children = items
+        parts = [self._summary_box, self._picker, self._page_row]
+        if list(self.children) != parts:
+            self.children = parts
+
+    def _slot(self, i: int) -> widgets.Button:
+        while len(self._slots) <= i:
+            button = widgets.Button(layout={"width": "auto"})
+            button.add_class("germinate-task")
+            button.on_click(lambda b: self._on_select(self._slot_names[id(b)]))
+            self._slots.append(button)
+        return self._slots[i]
 
     def _summaries_html(self) -> str:
         rows = "".join(
@@ -144,14 +166,17 @@ class PhaseStrip(widgets.VBox):
 
     def _pager(self, size: int) -> list[widgets.Widget]:
         pages = -(-size // PAGE)
-        back = widgets.Button(description="‹", layout={"width": "32px"}, disabled=self.page == 0)
-        more = widgets.Button(
-            description="›", layout={"width": "32px"}, disabled=self.page >= pages - 1
-        )
-        back.on_click(lambda _b: self._turn(-1))
-        more.on_click(lambda _b: self._turn(1))
-        where = widgets.HTML(f"page {self.page + 1}/{pages}")
-        return [back, where, more]
+        if not self._pager_parts:
+            back = widgets.Button(description="‹", layout={"width": "32px"})
+            more = widgets.Button(description="›", layout={"width": "32px"})
+            back.on_click(lambda _b: self._turn(-1))
+            more.on_click(lambda _b: self._turn(1))
+            self._pager_parts = [back, widgets.HTML(), more]
+        back, where, more = self._pager_parts
+        back.disabled = self.page == 0
+        more.disabled = self.page >= pages - 1
+        where.value = f"page {self.page + 1}/{pages}"
+        return list(self._pager_parts)
 
     def _turn(self, step: int) -> None:
         self.page = max(0, self.page + step)

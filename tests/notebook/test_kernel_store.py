@@ -50,6 +50,19 @@ print(json.dumps({
 }))
 """
 
+EXPLORE = """
+from germinate_nb import explore
+ex = explore(design)
+options = list(ex.history.run_picker.options)
+stored = [run_id for label, run_id in options if label.endswith(" · stored")]
+ex.history.view(stored[0])
+print(json.dumps({
+    "labels": [label for label, _ in options],
+    "statuses": ex.statuses,
+    "count": ex.displayed_run.outputs["count"].n,
+}))
+"""
+
 
 def session(kc, counter) -> dict:
     for code in (SETUP.format(counter=str(counter)), COUNT, RUN):
@@ -81,6 +94,18 @@ def test_after_a_kernel_restart_run_all_reuses_every_task_from_the_store(tmp_pat
         assert second["count"] == 3
         assert second["fingerprints"] == first["fingerprints"]
         assert counter.read_text().split() == ["tokenize", "count"]  # no body ran again
+
+        # the explorer's history lists the run of the kernel before the restart, from the store
+        reply, messages = execute(kc, EXPLORE)
+        assert reply["status"] == "ok", reply
+        shown = json.loads(texts(messages).strip().splitlines()[-1])
+        labels = shown["labels"]
+        assert labels[0] == "latest run"
+        assert "2 cached" in labels[1] and "stored" not in labels[1]  # this kernel's run
+        assert len(labels) == 3, labels
+        assert " · succeeded · " in labels[2] and labels[2].endswith("2 succeeded · stored")
+        assert shown["statuses"] == {"tokenize": "succeeded", "count": "succeeded"}
+        assert shown["count"] == 3
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
