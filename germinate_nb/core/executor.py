@@ -461,6 +461,61 @@ def _schema_text(schema: type[BaseModel] | None) -> str:
     if schema is None:
         return "-"
     try:
-        return json.dumps(schema.model_json_schema(), sort_keys=True)
+        return json.dumps(_canonical_defaults(schema.model_json_schema()), sort_keys=True)
     except Exception:  # a model with types JSON schema cannot express
         return f"{schema.__module__}.{schema.__qualname__}:{sorted(schema.model_fields)}"
+
+
+def _canonical_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema with each ``default`` in a canonical order where order means nothing.
+
+    A set in a default (a ``uniqueItems`` array, also inside a nested model's default) is
+    written by pydantic in the set's iteration order, which follows ``PYTHONHASHSEED``: sorted
+    here, so a fingerprint is the same in every process. Lists keep their order.
+    """
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any) -> list[dict[str, Any]]:
+        """The schema branches a value may follow ($ref, allOf, anyOf, oneOf)."""
+        if not isinstance(node, dict):
+            return []
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return [node, *resolve(defs.get(ref.rsplit("/", 1)[-1]))]
+        found = [node]
+        for key in ("allOf", "anyOf", "oneOf"):
+            for branch in node.get(key, ()) or ():
+                found += resolve(branch)
+        return found
+
+    def canonical(value: Any, node: Any) -> Any:
+        branches = resolve(node)
+        if isinstance(value, list):
+            unique = any(b.get("uniqueItems") for b in branches)
+            items = next((b["items"] for b in branches if isinstance(b.get("items"), dict)), {})
+            values = [canonical(v, items) for v in value]
+            if unique:
+                values.sort(key=lambda v: json.dumps(v, sort_keys=True, default=str))
+            return values
+        if isinstance(value, dict):
+            props: dict[str, Any] = {}
+            extra: Any = {}
+            for b in branches:
+                props.update(b.get("properties", {}) or {})
+                if isinstance(b.get("additionalProperties"), dict):
+                    extra = b["additionalProperties"]
+            return {k: canonical(v, props.get(k, extra)) for k, v in value.items()}
+        return value
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items() if k != "default"}
+            if "default" in node:
+                out["default"] = canonical(node["default"], node)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    walked: dict[str, Any] = walk(schema)
+    return walked

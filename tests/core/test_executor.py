@@ -1,6 +1,7 @@
 import asyncio
 
 import pytest
+from pydantic import BaseModel
 
 from germinate_nb import Depends, State, TaskExecutor
 from germinate_nb.core.executor import DependencyCache, dependency_values
@@ -90,3 +91,46 @@ def test_fingerprint_changes_with_code_and_schema():
     ex3 = TaskExecutor("a", print, input_schema=Query, output_schema=Tokens, source="x")
     assert ex1.fingerprint != ex2.fingerprint
     assert ex1.fingerprint == ex3.fingerprint
+
+
+def _schema_fingerprint(model: type[BaseModel]) -> str:
+    return TaskExecutor("fp_executor", lambda input: input, output_schema=model).fingerprint
+
+
+def test_a_set_in_a_nested_default_is_fingerprinted_in_a_canonical_order():
+    from germinate_nb.core.executor import _canonical_defaults
+
+    class Inner(BaseModel):
+        tags: frozenset[str] = frozenset({"b", "a"})
+        order: list[int] = [2, 1]
+
+    class Outer(BaseModel):
+        inner: Inner = Inner()
+        maybe: set[int] | None = None
+
+    schema = Outer.model_json_schema()
+    schema["properties"]["inner"]["default"]["tags"] = ["b", "a"]  # what another seed writes
+    canonical = _canonical_defaults(schema)
+    assert canonical["properties"]["inner"]["default"] == {"tags": ["a", "b"], "order": [2, 1]}
+    assert canonical["$defs"]["Inner"]["properties"]["tags"]["default"] == ["a", "b"]
+    assert canonical["$defs"]["Inner"]["properties"]["order"]["default"] == [2, 1]  # a list
+
+
+def test_fingerprints_still_tell_different_defaults_apart():
+    class A(BaseModel):
+        tags: set[str] = {"u", "v"}
+        order: list[int] = [1, 2]
+
+    class B(BaseModel):
+        tags: set[str] = {"u", "w"}
+        order: list[int] = [1, 2]
+
+    class C(BaseModel):
+        tags: set[str] = {"u", "v"}
+        order: list[int] = [2, 1]
+
+    for other in (B, C):
+        other.__name__ = "A"  # only the default differs
+        other.model_rebuild(force=True)
+    prints = {_schema_fingerprint(m) for m in (A, B, C)}
+    assert len(prints) == 3

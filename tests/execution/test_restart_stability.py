@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 TASKS = """
@@ -123,14 +121,6 @@ print(json.dumps({"fingerprint": s.get("echo").executor.fingerprint}))
 """
 
 
-@pytest.mark.xfail(
-    reason="core/executor.py fingerprints the output schema with model_json_schema(), which "
-    "writes a nested model default holding a set in the set's (hash-seeded) order: the "
-    "fingerprint changes across restarts, so such a task is never reused after one (a miss, "
-    "never a wrong hit). Fix belongs in core: sort list-valued 'default's of uniqueItems "
-    "arrays, or hash the defaults canonically.",
-    strict=True,
-)
 def test_a_nested_default_holding_a_set_keeps_its_fingerprint_across_processes(tmp_path):
     found = {seed: probe(tmp_path, seed, NESTED)["fingerprint"] for seed in ("1", "2", "3")}
     assert len(set(found.values())) == 1, found
