@@ -492,7 +492,9 @@ def _canonical_defaults(schema: dict[str, Any]) -> dict[str, Any]:
         branches = resolve(node)
         if isinstance(value, list):
             unique = any(b.get("uniqueItems") for b in branches)
-            items = next((b["items"] for b in branches if isinstance(b.get("items"), dict)), {})
+            items: Any = next(
+                (b["items"] for b in branches if isinstance(b.get("items"), dict)), {}
+            )
             values = [canonical(v, items) for v in value]
             if unique:
                 values.sort(key=lambda v: json.dumps(v, sort_keys=True, default=str))
