@@ -447,10 +447,10 @@ class DagExplorer(widgets.VBox):
             self.selected = name
             if self.graph.selected != name:
                 self.graph.selected = name
+            self._show_details()  # first: what the user waits for reaches the page first
+            self._sync_buttons()
             self.phase_strip.update(self.statuses, self.marks, name)
             self.history.select_task(name)
-            self._sync_buttons()
-            self._show_details()
 
     def node_xy(self, name: str) -> tuple[float, float]:
         """The task's centre in the picture, as fractions (0-1) of its width and height.

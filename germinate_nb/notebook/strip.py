@@ -118,9 +118,10 @@ class PhaseStrip(widgets.VBox):
                 # task at once, with no widget models to create in the browser
                 button = self._slot(i)
                 self._slot_names[id(button)] = name
-                if button.description != name:
-                    button.description = name
-                self._style(button, name)
+                with button.hold_sync():  # one message per widget, not one per trait
+                    if button.description != name:
+                        button.description = name
+                    self._style(button, name)
                 buttons[name] = button
                 items.append(button)
             if len(layer) > PAGE:
