@@ -529,6 +529,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 sys.stdout.write(
                     f"workflow '{wf_result.workflow}': {' -> '.join(wf_result.path)}\n"
                 )
+            if wf_result.error:  # why the workflow stopped, in one line (stdout has the steps)
+                first = (wf_result.error.strip().splitlines() or [""])[0]
+                sys.stderr.write(f"germinate-nb: workflow '{wf_result.workflow}': {first}\n")
             return EXIT_OK if wf_result.ok else EXIT_FAILED
         state = _pick_state(args.state)
         progress = Progress(sys.stderr, len(state), logs=args.logs)
@@ -547,15 +550,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from germinate_nb.core.registry import TaskRegistry
+    from germinate_nb.core.workflow import Workflow
 
-    load_notebook(args.notebook)
+    shell = load_notebook(args.notebook)
+    bad = 0
+    workflows = {id(v): v for v in shell.user_ns.values() if isinstance(v, Workflow)}
+    for workflow in workflows.values():  # as run_workflow will: condition tasks placed
+        for message in workflow.check():
+            bad += 1
+            sys.stdout.write(f"✗ {message}\n")
+        workflow.build(raise_on_error=False)
     states = (
         [_pick_state(args.state)] if args.state else list(TaskRegistry.default().states.values())
     )
     if not states:
         msg = "the notebook declares no states."
         raise CliError(msg)
-    bad = 0
     for state in states:
         problems = state.validate()
         if problems:

@@ -300,3 +300,41 @@ def test_cli_never_imports_widgets(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "0 False"
+
+
+WORKFLOW_CELL = (
+    "from germinate_nb import Workflow\nwf = Workflow('pipeline')\n"
+    "a, b = State('a'), State('b')\nwf.add_state(a, initial_state=True)\nwf.add_state(b)\n"
+    "@a.task(namespace='a')\ndef split(input: Query) -> Tokens:\n"
+    "    return Tokens(tokens=input.text.split())\n"
+    "@b.task(namespace='b')\ndef count(input: Tokens) -> Counts:\n"
+    "    return Counts(n=len(input.tokens))\n"
+)
+
+
+def test_workflow_run_that_stops_says_why_on_stderr(tmp_path):
+    cells = [
+        MODELS,
+        WORKFLOW_CELL + "@a.condition()\ndef broken(output) -> bool:\n"
+        "    raise RuntimeError('no route <here>')\n(a & broken) >> b",
+    ]
+    out = cli("run", write(tmp_path, cells), "--workflow", "pipeline", "--input", '{"text": "p"}')
+    assert out.returncode == 1
+    assert "workflow 'pipeline'" in out.stdout  # the steps and the path
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("germinate-nb: workflow 'pipeline': ")
+    assert "broken" in lines[-1] and "no route <here>" in lines[-1]
+    assert "Traceback" not in out.stderr
+
+
+def test_check_builds_workflows_so_condition_tasks_are_checked(tmp_path):
+    cells = [
+        MODELS,
+        WORKFLOW_CELL + "@a.condition()\ndef always(output) -> bool:\n    return True\n"
+        "(a & always) >> b\n"
+        "lost = State('lost')\n(a & always) >> lost",
+    ]
+    out = cli("check", write(tmp_path, cells))
+    assert out.returncode == 2
+    assert "leads to a state not added" in out.stdout
+    assert "✓ state 'a' is valid (2 tasks, 2 phases)" in out.stdout  # split, then always
