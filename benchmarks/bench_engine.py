@@ -37,7 +37,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from germinate_nb import State, TaskExecutor, run, use_registry
+from germinate_nb import State, TaskExecutor, run, set_default_store, use_registry
 from germinate_nb.execution.gc_tuning import gc_relaxed as _gc_relaxed
 from germinate_nb.execution.store import resolve_store
 
@@ -454,6 +454,9 @@ def main() -> None:
     if args.store_only:
         store_overhead(1000, args.repeat)
         return
+    # sections 1-4 measure the engine: no run store (section 5 measures the store's cost, and
+    # passes its store explicitly); this also keeps the benchmark from writing .germinate/ here
+    set_default_store("off")
     overhead([int(s) for s in args.sizes.split(",")], args.repeat)
     async_overhead(1000, args.repeat)
     isolation_cost(3)

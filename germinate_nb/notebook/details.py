@@ -67,9 +67,10 @@ class DetailsPane(widgets.VBox):
         )
         self.buttons = widgets.HBox(
             [self.show_all_button, self.frames_button, self.remove_button],
-            layout={"flex_flow": "row wrap", "display": "none"},
+            layout={"flex_flow": "row wrap", "display": "none", "flex": "0 0 auto"},
         )
-        super().__init__([self.buttons, self.html], layout={"min_width": "0"})
+        self.html.layout.flex = "0 0 auto"  # a tall text scrolls the pane; nothing shrinks
+        super().__init__([self.buttons, self.html], layout={"min_width": "0", "flex": "0 0 auto"})
         self.add_class("germinate-details-pane")
         self.view: TaskView | None = None
         self.whole = False
@@ -153,10 +154,11 @@ def _fields_table(model: type[BaseModel] | None) -> str:
 
 
 def _output_table(output: BaseModel, cut: _Cutter) -> str:
+    """A model's fields and values (a task run's output, or its input)."""
     try:
         data = output.model_dump()
     except Exception as err:
-        return f"<i>cannot show the output: {html.escape(safe_repr(err))}</i>"
+        return f"<i>cannot show the value: {html.escape(safe_repr(err))}</i>"
     rows = "".join(
         f"<tr><td><code>{html.escape(str(k))}</code></td>"
         f"<td style='overflow-wrap:anywhere'>{cut(safe_repr(v))}</td></tr>"
@@ -197,14 +199,7 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
         f"<tr><td>last status</td><td class='germinate-status-{esc(view.status)}'>"
         f"{esc(view.status)}{took}</td></tr></table>"
     ]
-    if ex is not None:
-        parts.append(f"<div><u>input</u> {_fields_table(ex.input_schema)}</div>")
-        parts.append(f"<div><u>output</u> {_fields_table(ex.output_schema)}</div>")
-    if run is not None and run.output is not None and run.status.is_ok:
-        parts.append(
-            "<div class='germinate-task-output'><u>output value</u> "
-            f"{_output_table(run.output, cut)}</div>"
-        )
+    # what the run did first (a failure, the values it saw and made), then the definition
     if run is not None and run.error is not None:
         tb = run.error.full_traceback if engine_frames else run.error.traceback
         parts.append(
@@ -215,6 +210,16 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
         )
     if run is not None and run.skipped_because:
         parts.append(f"<div>skipped because '{esc(run.skipped_because)}' failed</div>")
+    if run is not None and run.input is not None:
+        parts.append(
+            "<div class='germinate-task-input'><u>input value</u> "
+            f"{_output_table(run.input, cut)}</div>"
+        )
+    if run is not None and run.output is not None and run.status.is_ok:
+        parts.append(
+            "<div class='germinate-task-output'><u>output value</u> "
+            f"{_output_table(run.output, cut)}</div>"
+        )
     log = run.live_log if run is not None else ""
     if log:
         parts.append(
@@ -223,6 +228,8 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
             f"max-height:300px;overflow:auto'>{cut(log)}</pre></div>"
         )
     if ex is not None:
+        parts.append(f"<div><u>input</u> {_fields_table(ex.input_schema)}</div>")
+        parts.append(f"<div><u>output</u> {_fields_table(ex.output_schema)}</div>")
         source = ex.source
         parts.append(
             f"<details><summary>source</summary><pre style='white-space:pre-wrap'>"

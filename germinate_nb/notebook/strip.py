@@ -91,17 +91,20 @@ class PhaseStrip(widgets.VBox):
                 self._style(button, name)
                 buttons[name] = button
                 items.append(button)
-            rows.append(widgets.HBox(items, layout={"flex_flow": "row wrap"}))
+            rows.append(widgets.HBox(items, layout={"flex_flow": "row wrap", "flex": "0 0 auto"}))
         self._buttons = buttons
         self.children = rows
 
     def _layout_compact(self) -> None:
         """A fixed number of widgets: counts per phase, a phase picker, one page of toggles."""
         if self._picker is None:
-            self._summary_box = widgets.HTML()
-            self._picker = widgets.Dropdown(description="Tasks of", layout={"width": "260px"})
+            # in a column with a max height, flex items shrink to nothing by default: not these
+            self._summary_box = widgets.HTML(layout={"flex": "0 0 auto"})
+            self._picker = widgets.Dropdown(
+                description="Tasks of", layout={"width": "260px", "flex": "0 0 auto"}
+            )
             self._picker.observe(self._on_picker_change, names="value")
-            self._page_row = widgets.HBox(layout={"flex_flow": "row wrap"})
+            self._page_row = widgets.HBox(layout={"flex_flow": "row wrap", "flex": "0 0 auto"})
         options = [("(pick a phase)", -1)] + [
             (f"phase {i + 1} ({len(layer)} tasks)", i) for i, layer in enumerate(self.layers)
         ]
@@ -129,7 +132,7 @@ class PhaseStrip(widgets.VBox):
         self._buttons = buttons
         if list(self._page_row.children) != items:
             self._page_row.children = items
-        parts = [self._summary_box, self._picker, self._page_row]
+        parts = [self._picker, self._page_row, self._summary_box]  # the toggles first
         if list(self.children) != parts:
             self.children = parts
 

@@ -98,7 +98,9 @@ def node_xy(page, cell: int, name: str) -> tuple[float, float]:
 
 
 def click_at(page, fx: float, fy: float) -> None:
-    box = page.locator(".germinate-explorer .germinate-canvas").first.bounding_box()
+    canvas = page.locator(".germinate-explorer .germinate-canvas").first
+    canvas.scroll_into_view_if_needed()  # as a user would; a click off screen hits nothing
+    box = canvas.bounding_box()
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
 
 
@@ -237,11 +239,24 @@ def test_the_picture_follows_the_dark_theme(page, lab, tmp_path):
     run_all(page)
     canvas_ready(page, 12)
     switch_to_dark(page)
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(3000)  # the style sheets swapped, every redraw done
+    size = page.evaluate(
+        "() => { const c = document.querySelector('.germinate-explorer .germinate-canvas');"
+        " const k = c.querySelector('canvas'); return [k.width, k.height, c.clientWidth]; }"
+    )
+    assert size[0] >= size[2] > 100 and size[1] > 50, size
     path = shot(page.locator(".germinate-explorer .germinate-canvas").first, tmp_path, "dark.png")
     pixels = imread(path)
     corner = pixels[5:30, 5:30, :3].mean(axis=(0, 1))
     assert corner.max() < 0.5, f"the picture's background is not dark: {corner}"
+    # the nodes are still drawn after the switch (the page once shrank its canvas to 1 px
+    # while the style sheets were swapped, leaving only the edges until something redrew)
+    fx, fy = page.evaluate(
+        "() => document.querySelector('.germinate-explorer .germinate-canvas').gcNodeXY('task_00')"
+    )
+    h, w = pixels.shape[:2]
+    node = pixels[int(fy * h) - 2 : int(fy * h) + 3, int(fx * w) - 2 : int(fx * w) + 3, :3]
+    assert node.mean() > 0.5, f"node task_00 is not drawn after the theme switch: {node.mean()}"
     shot(page.locator(".germinate-explorer").first, tmp_path, "explorer-dark.png")
     labels = json.loads(
         page.evaluate(

@@ -102,15 +102,24 @@ def test_big_dag_gets_a_compact_strip_with_a_bounded_number_of_widgets():
     assert time.perf_counter() - t0 < 10  # the benchmark holds the real budget
     strip = ex.phase_strip
     assert strip.compact and len(strip.buttons) == 0
-    assert len(strip.children) == 3  # counts table, phase picker, one page of toggles
-    assert "<b>phase 50</b></td><td>20</td>" in strip.children[0].value
+    assert len(strip.children) == 3  # phase picker, one page of toggles, counts table
+    assert "<b>phase 50</b></td><td>20</td>" in strip.children[2].value
     ex.select("t999")  # its phase opens on the page of toggles that holds it
     assert strip.opened == 49 and "t999" in strip.buttons
     assert len(strip.buttons) <= PAGE
-    picker = strip.children[1]
+    picker = strip.children[0]
     picker.value = 0  # pick phase 1: its first page of toggles
     assert sorted(strip.buttons) == sorted(f"t{i}" for i in range(20))
     assert len(ex.graph.names.split("\n")) == 1000
+    # the page's toggles are the same widgets relabelled, and a click selects the task shown
+    page_row = strip.children[1]
+    first = page_row.children[0]
+    picker.value = 1
+    assert page_row.children[0] is first and first.description == "t20"
+    first.click()
+    assert ex.selected == "t20" and ">t20</h4>" in ex.details.html.value
+    # nothing in the strip's column may shrink to nothing (its height is capped)
+    assert all(c.layout.flex == "0 0 auto" for c in strip.children)
 
 
 def test_small_dag_keeps_a_toggle_per_task():
@@ -309,3 +318,27 @@ def test_an_explorer_whose_output_is_cleared_stops_following_runs(design, fresh_
         "tokenize": "succeeded",
         "count": "succeeded",
     }
+
+
+class Words(BaseModel):
+    words: list[str]
+
+
+def test_a_failed_tasks_details_show_the_error_then_the_input_it_got():
+    s = State("inputs_shown")
+
+    @s.task()
+    def explode(input: Words) -> Words:
+        raise ValueError("boom <b>x</b>")
+
+    ex = explore(s)
+    run(s, {"words": ["hello", "<script>alert(1)</script>"]}, echo=False)
+    ex.wait(10)
+    shown = details(ex)
+    error_at = shown.index("germinate-task-error")
+    input_at = shown.index("<u>input value</u>")
+    assert error_at < input_at < shown.index("<u>input</u> ")  # values before the schemas
+    assert "boom &lt;b&gt;x&lt;/b&gt;" in shown
+    value = shown[input_at:].split("</table>", 1)[0]
+    assert "hello" in value and "&lt;script&gt;alert(1)&lt;/script&gt;" in value
+    assert "<script>" not in shown

@@ -102,7 +102,11 @@ function render({ model, el }) {
   function vpSize() { return [vp.clientWidth || 1, vp.clientHeight || 1]; }
   function sizeViewport() {
     const vw = vp.clientWidth || el.clientWidth || 800;
-    const fitH = Math.ceil(H * Math.min(1, vw / W));
+    let k = Math.min(1, vw / W);
+    // a small DAG too wide to read at full width opens at the zoom where labels show (see
+    // fitView): tall enough for all its rows at that zoom, panned sideways
+    if (k * rowStep() < MIN_ROW_PX && names.length <= 400) k = Math.min(1, MIN_ROW_PX / rowStep());
+    const fitH = Math.ceil(H * k) + 16;
     vp.style.height = Math.max(120, Math.min(model.get("max_height"), fitH)) + "px";
   }
   function minK() { const [vw, vh] = vpSize(); return Math.min(vw / W, vh / H, 1) * 0.5; }
@@ -181,8 +185,16 @@ function render({ model, el }) {
     if (name.length <= fit) return name;
     return fit >= 4 ? name.slice(0, fit - 1) + "\u2026" : null;
   }
+  let retries = 0;
   function draw() {
     frame = 0;
+    if (!vp.clientWidth || !vp.clientHeight) {
+      // not laid out this instant (a theme switch swaps the style sheets): keep the canvas as
+      // it is and look again shortly, rather than shrink it to 1 px until something else draws
+      if (retries++ < 40) setTimeout(schedule, 150);
+      return;
+    }
+    retries = 0;
     const [vw, vh] = vpSize();
     const dpr = window.devicePixelRatio || 1;
     if (canvas.width !== Math.round(vw * dpr) || canvas.height !== Math.round(vh * dpr)) {
@@ -350,7 +362,9 @@ function render({ model, el }) {
       ctx.lineWidth = 3;
       ctx.stroke();
     }
-    info.textContent = `${n} tasks \u00b7 ${Math.round(k * 100)}%` + (labelsShown() ? "" : " \u00b7 zoom in for labels");
+    // say when part of the DAG is outside the view (a wide DAG opens at a legible zoom)
+    const outside = visible.length < n ? ` \u00b7 ${n - visible.length} outside the view: drag, or Fit` : "";
+    info.textContent = `${n} tasks \u00b7 ${Math.round(k * 100)}%` + (labelsShown() ? "" : " \u00b7 zoom in for labels") + outside;
     vp.dataset.labels = labelsShown() ? "shown" : "hidden";
     vp.dataset.selected = sel !== undefined ? names[sel] : "";
     vp.dataset.patches = String(patches);
@@ -530,7 +544,7 @@ function render({ model, el }) {
   model.on("change:phase_x", onSel);
 
   // theme switches (JupyterLab sets data-jp-theme-name on <body>) repaint the canvas
-  const themeObs = new MutationObserver(() => schedule());
+  const themeObs = new MutationObserver(() => { schedule(); setTimeout(schedule, 400); });
   themeObs.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
   let lastW = 0;
   const ro = new ResizeObserver(() => {
