@@ -660,7 +660,8 @@ class DagExplorer(widgets.VBox):
 
     def _show_status(self) -> None:
         total = len(self._snap) if self._snap is not None else 0
-        self.status_line.show(self.displayed_run, self.statuses, total)
+        viewing = run_label(self._viewing) if self._viewing is not None else ""
+        self.status_line.show(self.displayed_run, self.statuses, total, viewing)
 
     # -- live runs (called on the follower's UI thread) ------------------------------------------
 

@@ -19,12 +19,34 @@ LATEST = "latest"
 MISSING = object()
 
 
+INPUT_CHARS = 40
+"""A run's input is shown in its label up to this many characters."""
+
+
+def _short(text: str, limit: int = INPUT_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_input_text(result: RunResult) -> str:
+    """The run's input as short JSON (what its first root task received), or ``""``."""
+    for name, parents in result.parents.items():
+        run = result.task_runs.get(name)
+        if not parents and run is not None and run.input is not None:
+            try:
+                return _short(run.input.model_dump_json())
+            except Exception:  # an input that is not JSON: the label goes without it
+                return ""
+    return ""
+
+
 def run_label(result: RunResult) -> str:
-    """``12:03:04 · failed · 1.20 s · 7 succeeded, 1 failed``."""
+    """``12:03:04 · failed · 1.20 s · 7 succeeded, 1 failed · {"text": "a b"}``."""
     started = result.started_at.strftime("%H:%M:%S") if result.started_at is not None else "?"
     took = f"{result.duration:.2f} s" if result.duration is not None else "running"
     counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts().items()))
-    return f"{started} · {result.status} · {took} · {counts}"
+    given = run_input_text(result)
+    return f"{started} · {result.status} · {took} · {counts}" + (f" · {given}" if given else "")
 
 
 def row_label(row: RunRow) -> str:
@@ -40,7 +62,8 @@ def row_label(row: RunRow) -> str:
         else "never ended"
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(row.counts.items()))
-    return f"{started} · {row.status} · {took} · {counts} · stored"
+    given = f" · {_short(row.input_json)}" if row.input_json else ""
+    return f"{started} · {row.status} · {took} · {counts}{given} · stored"
 
 
 def compare_outputs(task: str, first: RunResult, second: RunResult) -> str:
@@ -117,7 +140,10 @@ class HistoryView(widgets.VBox):
             options=[("latest run", LATEST)], description="View", layout={"width": "100%"}
         )
         self.compare_picker = widgets.Dropdown(
-            options=[("(none)", "")], description="Compare with", layout={"width": "100%"}
+            options=[("(none)", "")],
+            description="Compare with",
+            layout={"width": "100%"},
+            style={"description_width": "initial"},
         )
         self.comparison = widgets.HTML("<i>Select a task, then pick a run to compare with.</i>")
         super().__init__([self.run_picker, self.compare_picker, self.comparison])

@@ -80,9 +80,20 @@ class StatusLine(widgets.HTML):
         self.text = ""
         self._shown = ""
 
-    def show(self, result: RunResult | None, statuses: Mapping[str, str], total: int) -> None:
-        """Show the run on display (None: no run yet) with these live statuses."""
+    def show(
+        self,
+        result: RunResult | None,
+        statuses: Mapping[str, str],
+        total: int,
+        viewing: str = "",
+    ) -> None:
+        """Show the run on display (None: no run yet) with these live statuses.
+
+        ``viewing`` labels an earlier run chosen in the history (the line says so first).
+        """
         self.text = describe_run(result, statuses, total)
+        if viewing:
+            self.text = f"Viewing an earlier run ({viewing}) · {self.text}"
         if result is None:
             self.counts, self.done, self.total = {}, 0, total
         else:

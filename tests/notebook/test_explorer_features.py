@@ -268,9 +268,14 @@ def test_history_views_an_earlier_run_and_compares_outputs():
     ex.wait(5)
     options = [v for _, v in ex.history.run_picker.options]
     assert options == ["latest", second.run_id, first.run_id]
+    labels = [label for label, _ in ex.history.run_picker.options]
+    assert labels[1].endswith(' · {"x":5}') and labels[2].endswith(' · {"x":1}')  # inputs
     ex.select("ask")
     ex.history.view(first.run_id)
     assert ex.displayed_run is first and "viewing" in details(ex)
+    assert ex.status_line.text.startswith(f"Viewing an earlier run ({labels[2]}) · Run succeeded")
+    ex.view_selector.value = "Graph"  # the graph shows the earlier run's statuses too
+    assert ex.displayed_run is first and ex.status_line.text.startswith("Viewing")
     assert ex.run_button.disabled  # an earlier run is on display
     ex.history.compare_with(second.run_id)
     table = ex.history.comparison.value

@@ -103,7 +103,8 @@ def test_after_a_kernel_restart_run_all_reuses_every_task_from_the_store(tmp_pat
         assert labels[0] == "latest run"
         assert "2 cached" in labels[1] and "stored" not in labels[1]  # this kernel's run
         assert len(labels) == 3, labels
-        assert " · succeeded · " in labels[2] and labels[2].endswith("2 succeeded · stored")
+        assert " · succeeded · " in labels[2] and labels[2].endswith(" · stored")
+        assert '2 succeeded · {"text":"b a b c"}' in labels[2]  # the run's input, in short
         assert shown["statuses"] == {"tokenize": "succeeded", "count": "succeeded"}
         assert shown["count"] == 3
     finally:
