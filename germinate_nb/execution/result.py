@@ -159,7 +159,11 @@ class TaskRun:
             return ()
         if status is TaskStatus.SKIPPED:
             return ()
-        return (Attempt(1, self.start_time, self.duration, self.error, status.value),)
+        error = self.error
+        shown = (
+            "timed out" if error is not None and error.type == "TaskTimeoutError" else status.value
+        )
+        return (Attempt(1, self.start_time, self.duration, error, shown),)
 
     @property
     def retried(self) -> int:
