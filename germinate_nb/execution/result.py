@@ -145,6 +145,7 @@ class TaskRun:
     attempt: int = 1
     max_attempts: int = 1
     limit: str | None = None
+    limit_capacity: int | None = None
     waiting_for_limit: bool = False
     _attempts: list[Attempt] = field(default_factory=list, repr=False, compare=False)
     _live: Any = field(default=None, repr=False, compare=False)
@@ -164,6 +165,20 @@ class TaskRun:
             "timed out" if error is not None and error.type == "TaskTimeoutError" else status.value
         )
         return (Attempt(1, self.start_time, self.duration, error, shown),)
+
+    @property
+    def note(self) -> str:
+        """``"waiting (llm 4/4)"``, ``"attempt 2/4"`` (a task that may be retried), or ``""``.
+
+        A task waits for its limit only while the limit is full, hence ``4/4``.
+        """
+        if self.waiting_for_limit and self.status is TaskStatus.PENDING:
+            cap = self.limit_capacity
+            return f"waiting ({self.limit} {cap}/{cap})"
+        if self.max_attempts <= 1 or self.start_time is None:
+            return ""
+        shown = len(self._attempts) if self.status.is_final and self._attempts else self.attempt
+        return f"attempt {shown}/{self.max_attempts}"
 
     @property
     def retried(self) -> int:
@@ -303,18 +318,12 @@ class RunResult:
     def waiting_note(self, name: str) -> str:
         """``"waiting (llm 4/4)"`` for a task waiting for room in its limit, else ``""``."""
         tr = self.task_runs.get(name)
-        if tr is None or not tr.waiting_for_limit or tr.status is not TaskStatus.PENDING:
-            return ""
-        used, cap = self.limits.get(tr.limit or "", (0, 0))
-        return f"waiting ({tr.limit} {used}/{cap})"
+        return tr.note if tr is not None and tr.waiting_for_limit else ""
 
     def attempt_note(self, name: str) -> str:
         """``"attempt 2/4"`` for a task that may be retried (and has started), else ``""``."""
         tr = self.task_runs.get(name)
-        if tr is None or tr.max_attempts <= 1 or tr.start_time is None:
-            return ""
-        shown = len(tr._attempts) if tr.status.is_final and tr._attempts else tr.attempt
-        return f"attempt {shown}/{tr.max_attempts}"
+        return tr.note if tr is not None and not tr.waiting_for_limit else ""
 
     @property
     def background_note(self) -> str:

@@ -231,6 +231,9 @@ class Run:
         self._limited = bool(limit_of) and bool(self._limits)
         if self._limited:
             self.result.limits = self.schedule.usage()
+            caps = self._limits or {}
+            for name, lim in (limit_of or {}).items():
+                self.result.task_runs[name].limit_capacity = caps.get(lim)
         self.cancel_event = threading.Event()
         self.deps = DependencyCache()
         self.finished = threading.Event()

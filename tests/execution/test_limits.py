@@ -93,3 +93,33 @@ def test_schedule_limits_release_in_order_and_cancel_clears_them():
     never, running = s.cancel()
     assert never == ["c"] and sorted(running) == ["b", "d"]
     assert s.waiting_on("c") is None
+
+
+def test_status_line_and_details_show_attempts_and_limits():
+    from germinate_nb.notebook.details import _attempts_table, _Cutter
+    from germinate_nb.notebook.status import describe_run
+
+    s = limited_state("lim_show", n=3)
+    handle = start_run(s, {"seconds": 0.3}, limits={"api": 1})
+    time.sleep(0.1)
+    statuses = {n: tr.status.value for n, tr in handle.result.task_runs.items()}
+    line = describe_run(handle.result, statuses, 3)
+    assert "2 waiting (api 1/1)" in line
+    handle.cancel()
+
+    r = State("show_retry")
+    calls = []
+
+    @r.task(retries=2, retry_delay=0)
+    def fetch(input: Go) -> Go:
+        calls.append(1)
+        if len(calls) < 2:
+            raise ConnectionError("reset by peer")
+        return input
+
+    result = run(r, {}, echo=False)
+    tr = result.task_runs["fetch"]
+    assert tr.note == "attempt 2/3"
+    table = _attempts_table(tr, _Cutter(None))
+    assert "1/3</td><td>failed" in table and "ConnectionError: reset by peer" in table
+    assert "2/3</td><td>succeeded" in table
