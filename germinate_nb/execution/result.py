@@ -147,7 +147,7 @@ class TaskRun:
     limit: str | None = None
     limit_capacity: int | None = None
     waiting_for_limit: bool = False
-    _attempts: list[Attempt] = field(default_factory=list, repr=False, compare=False)
+    _attempts: list[Attempt] | tuple[()] = field(default=(), repr=False, compare=False)
     _live: Any = field(default=None, repr=False, compare=False)
 
     @property

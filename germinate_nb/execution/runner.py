@@ -580,6 +580,9 @@ class Run:
         tr = self.result.task_runs[name]
         k = outcome.attempt
         status = "timed out" if outcome.error and outcome.error.type == "TaskTimeoutError" else ""
+        if not tr._attempts:
+            tr._attempts = []
+        assert isinstance(tr._attempts, list)
         tr._attempts.append(
             Attempt(k, outcome.start, outcome.duration, outcome.error, status or "failed")
         )
@@ -698,6 +701,7 @@ class Run:
             status = "timed out"
         else:
             status = "failed"
+        assert isinstance(tr._attempts, list)  # retried: made by _retry
         tr._attempts.append(Attempt(k, outcome.start, outcome.duration, error, status))
         first = tr.start_time
         if first is not None and outcome.start is not None:

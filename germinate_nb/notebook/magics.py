@@ -582,7 +582,7 @@ def _task_options(
     if args.retry_on:
         given["retry_on"] = tuple(
             _exception_class(ns, word.strip(), where)
-            for word in _unquote(args.retry_on).split(",")  # type: ignore[union-attr]
+            for word in _unquote(args.retry_on).split(",")
             if word.strip()
         )
     given = {k: v for k, v in given.items() if v is not None}
