@@ -15,6 +15,7 @@ from germinate_nb.core.executor import (
     resolve_dependencies,
     resolve_dependencies_wrapper,
 )
+from germinate_nb.core.options import TaskOptions
 from germinate_nb.core.registry import TaskKey, TaskRegistry, use_registry
 from germinate_nb.core.schema import get_io_schemas
 from germinate_nb.core.snapshot import DagSnapshot
@@ -40,6 +41,7 @@ from germinate_nb.errors import (
     TaskCancelledError,
     TaskInputError,
     TaskOutputError,
+    TaskTimeoutError,
     UnknownExecutorError,
     UnknownTaskError,
     WorkflowLimitError,
@@ -49,7 +51,7 @@ from germinate_nb.execution.cache import clear_cache
 from germinate_nb.execution.context import TaskContext, current_task
 from germinate_nb.execution.events import RunObserver
 from germinate_nb.execution.local import LocalBackend
-from germinate_nb.execution.result import RunResult, RunStatus, TaskRun, TaskStatus
+from germinate_nb.execution.result import Attempt, RunResult, RunStatus, TaskRun, TaskStatus
 from germinate_nb.execution.runner import RunHandle, arun, run, start_run
 from germinate_nb.execution.schedule import Schedule
 from germinate_nb.execution.store import (
@@ -110,6 +112,9 @@ __all__ = [
     "TaskOutputError",
     "TaskRegistry",
     "TaskRun",
+    "TaskOptions",
+    "TaskTimeoutError",
+    "Attempt",
     "TaskStatus",
     "Transition",
     "UnknownExecutorError",

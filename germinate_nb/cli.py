@@ -455,6 +455,16 @@ def _result_json(result: Any) -> dict[str, Any]:
                 "traceback": tr.error.traceback if tr.error is not None else None,
                 "skipped_because": tr.skipped_because,
                 "log": tr.log,
+                "attempts": [
+                    {
+                        "number": a.number,
+                        "status": a.status,
+                        "start": a.start,
+                        "duration": a.duration,
+                        "error": str(a.error) if a.error is not None else None,
+                    }
+                    for a in tr.attempts
+                ],
             }
             for name, tr in result.task_runs.items()
         },

@@ -135,3 +135,16 @@ class OutputPathError(GerminateError, ValueError):
     def __init__(self, msg: str, *, path: str = "") -> None:
         super().__init__(msg)
         self.path = path
+
+
+class TaskTimeoutError(GerminateError, TimeoutError):
+    """A task's attempt ran past its ``timeout``: it was cancelled (async) or abandoned (sync).
+
+    A ``TimeoutError`` too, so ``retry_on=(TimeoutError,)`` retries it. ``task`` and
+    ``timeout`` (seconds) say which task and which limit.
+    """
+
+    def __init__(self, msg: str, *, task: str = "", timeout: float = 0.0) -> None:
+        super().__init__(msg)
+        self.task = task
+        self.timeout = timeout

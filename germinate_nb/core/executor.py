@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import inspect
 import json
 import linecache
+import textwrap
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
+
+from germinate_nb.core.options import OPTION_NAMES
 
 __all__ = [
     "BaseTaskExecutor",
@@ -427,18 +431,64 @@ def _code_source(code: Any) -> str:
     Read from ``linecache`` (where IPython also puts each cell) at the code's first line, as
     :func:`inspect.getsource` does, but without its search of every loaded module for the
     file (0.1-0.5 s at the first call in a kernel with many modules).
+
+    The run options of a ``@state.task(...)`` decorator (``retries=3``...) are left out: they
+    say how the task runs, not what it computes, so changing them keeps reuse.
     """
     lines = linecache.getlines(code.co_filename)
     first = code.co_firstlineno
     if lines and 0 < first <= len(lines):
         try:
-            return "".join(inspect.getblock(lines[first - 1 :]))
+            return _without_task_options("".join(inspect.getblock(lines[first - 1 :])))
         except Exception:  # a tokenizer error in an odd file: ask inspect
             pass
     try:
-        return inspect.getsource(code)
+        return _without_task_options(inspect.getsource(code))
     except (OSError, TypeError):
         return f"<bytecode {_code_digest(code)}>"
+
+
+def _without_task_options(text: str) -> str:
+    r"""``text`` with the run options of its ``@<x>.task(...)`` decorators removed.
+
+    Examples
+    --------
+    >>> _without_task_options("@s.task(retries=3, limit='llm')\ndef f(input): ...\n")
+    '@s.task()\ndef f(input): ...\n'
+    """
+    if "task(" not in text or not any(name in text for name in OPTION_NAMES):
+        return text  # the common case: nothing to parse
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return text
+    indent = len(text) - len(text.lstrip(" \t"))
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return text
+    data = textwrap.dedent(text).encode()
+    starts = [0]
+    for line in data.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    edits = []
+    for dec in node.decorator_list:
+        if not (
+            isinstance(dec, ast.Call)
+            and isinstance(dec.func, ast.Attribute)
+            and dec.func.attr == "task"
+            and any(k.arg in OPTION_NAMES for k in dec.keywords)
+            and dec.end_lineno is not None
+            and dec.end_col_offset is not None
+        ):
+            continue
+        kept = ast.Call(dec.func, dec.args, [k for k in dec.keywords if k.arg not in OPTION_NAMES])
+        start = starts[dec.lineno - 1] + dec.col_offset
+        end = starts[dec.end_lineno - 1] + dec.end_col_offset
+        edits.append((start, end, ast.unparse(kept).encode()))
+    for start, end, new in reversed(edits):
+        data = data[:start] + new + data[end:]
+    out = data.decode()
+    return textwrap.indent(out, " " * indent) if indent else out
 
 
 def _code_digest(code: Any) -> str:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from germinate_nb.core.executor import TaskExecutor
+    from germinate_nb.core.options import TaskOptions
     from germinate_nb.core.registry import TaskRegistry
     from germinate_nb.core.task import TaskDefinition
 
@@ -33,7 +34,8 @@ class TaskSpec(NamedTuple):
     """One task as a run sees it: its executor (resolved) and its edges inside the state.
 
     ``executor`` is None when the task has none, or names an executor that is not registered
-    (``missing`` then says why).
+    (``missing`` then says why). ``options`` is how the task runs (retries, timeout, limit);
+    None when it declares none. They are not part of the executor's fingerprint.
     """
 
     name: str
@@ -43,6 +45,7 @@ class TaskSpec(NamedTuple):
     children: tuple[str, ...]
     foreign_parents: tuple[ForeignParent, ...] = ()
     missing: str | None = None
+    options: TaskOptions | None = None
 
 
 class DagSnapshot:
@@ -118,6 +121,7 @@ class DagSnapshot:
                     children,
                     tuple(foreign),
                     missing,
+                    None if t.options.is_default else t.options,
                 )
             )
         return cls(state, version, specs)
@@ -236,6 +240,7 @@ class DagSnapshot:
                     tuple(c for c in s.children if c in keep),
                     s.foreign_parents,
                     s.missing,
+                    s.options,
                 )
             )
         return DagSnapshot(self.state, (self.version, tuple(sorted(keep))), specs)

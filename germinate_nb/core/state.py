@@ -14,6 +14,7 @@ from germinate_nb.core.conditions import (
     Transition,
 )
 from germinate_nb.core.executor import TaskExecutor, executor_name_for, input_parameter
+from germinate_nb.core.options import TaskOptions, task_options
 from germinate_nb.core.registry import TaskRegistry, did_you_mean
 from germinate_nb.core.schema import get_io_schemas
 from germinate_nb.core.snapshot import DagSnapshot
@@ -64,8 +65,14 @@ def check_namespace(namespace: str) -> None:
         raise DeclarationError(msg, task=str(namespace))
 
 
-def task_decorator_factory(namespace: str, state: State) -> Callable[[TaskFunc], TaskDefinition]:
-    """Create a decorator that turns a function into a task of ``state`` in ``namespace``."""
+def task_decorator_factory(
+    namespace: str, state: State, options: dict[str, Any] | None = None
+) -> Callable[[TaskFunc], TaskDefinition]:
+    """Create a decorator that turns a function into a task of ``state`` in ``namespace``.
+
+    ``options`` are the task's run options (``retries``, ``timeout``, ``limit``...), checked
+    once the task's name is known.
+    """
 
     def decorate(func: TaskFunc) -> TaskDefinition:
         if not callable(func) or not hasattr(func, "__name__"):
@@ -82,7 +89,8 @@ def task_decorator_factory(namespace: str, state: State) -> Callable[[TaskFunc],
             callable=func,
             input_param=input_parameter(func),
         )
-        return state.define_task(name, executor)
+        opts = task_options(name, state=state.name, **options) if options else None
+        return state.define_task(name, executor, options=opts)
 
     return decorate
 
@@ -145,17 +153,63 @@ class State:
 
     @overload
     def task(
-        self, func: str | None = ..., *, namespace: str | None = ...
+        self,
+        func: str | None = ...,
+        *,
+        namespace: str | None = ...,
+        retries: int | None = ...,
+        retry_delay: float | None = ...,
+        backoff: float | None = ...,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = ...,
+        timeout: float | None = ...,
+        limit: str | None = ...,
     ) -> Callable[[TaskFunc], TaskDefinition]: ...
 
     def task(
-        self, func: TaskFunc | str | None = None, *, namespace: str | None = None
+        self,
+        func: TaskFunc | str | None = None,
+        *,
+        namespace: str | None = None,
+        retries: int | None = None,
+        retry_delay: float | None = None,
+        backoff: float | None = None,
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+        timeout: float | None = None,
+        limit: str | None = None,
     ) -> TaskDefinition | Callable[[TaskFunc], TaskDefinition]:
         """Decorate a function to declare it as a task of this state.
 
         ``@state.task()`` uses the namespace ``"agent"``; ``@state.task("tools")`` (the seed's
         positional form) or ``@state.task(namespace="agents.ideate")`` another one. Dotted
         namespaces are fine: the registered name is ``"<namespace>.<function>_executor"``.
+
+        How the task runs (None: the run's default, see :func:`~germinate_nb.run`):
+
+        - ``retries``: extra attempts after a failure whose exception is an instance of
+          ``retry_on`` (default: any ``Exception``; a task whose input does not validate and a
+          cancelled task are never retried), waiting ``retry_delay * backoff**k`` seconds
+          (``k`` = 0 for the first retry; defaults 1.0 and 2.0) with a little jitter;
+        - ``timeout``: seconds an attempt may take; past it the attempt fails with
+          :class:`~germinate_nb.TaskTimeoutError` (an async task is cancelled, a sync task's
+          thread is abandoned to finish in the background);
+        - ``limit``: the name of a concurrency limit; ``run(..., limits={"llm": 4})`` lets at
+          most 4 tasks tagged ``limit="llm"`` run at once (no entry: unlimited).
+
+        Options are not part of the task's fingerprint: changing them keeps reuse.
+
+        Examples
+        --------
+        >>> from germinate_nb.core.registry import use_registry
+        >>> from pydantic import BaseModel
+        >>> class Q(BaseModel):
+        ...     q: str
+        >>> with use_registry():
+        ...     s = State("doc")
+        ...     @s.task(retries=3, retry_delay=0.5, timeout=30, limit="llm")
+        ...     def ask(input: Q) -> Q:
+        ...         return input
+        >>> ask.options.retries, ask.options.limit
+        (3, 'llm')
         """
         if isinstance(func, str):
             if namespace is not None and namespace != func:
@@ -167,7 +221,16 @@ class State:
             namespace, func = func, None
         namespace = DEFAULT_NAMESPACE if namespace is None else namespace
         check_namespace(namespace)
-        decorator = task_decorator_factory(namespace, self)
+        given = {
+            "retries": retries,
+            "retry_delay": retry_delay,
+            "backoff": backoff,
+            "retry_on": retry_on,
+            "timeout": timeout,
+            "limit": limit,
+        }
+        options = {k: v for k, v in given.items() if v is not None}
+        decorator = task_decorator_factory(namespace, self, options)
         return decorator(func) if func is not None else decorator
 
     def define_task(
@@ -176,10 +239,12 @@ class State:
         executor: TaskExecutor,
         *,
         parents: Sequence[str] | None = None,
+        options: TaskOptions | None = None,
     ) -> TaskDefinition:
         """Declare task ``name`` with ``executor``, or redefine it in place keeping its edges.
 
         With ``parents`` (names of tasks of this state) the task's parents become exactly those.
+        ``options`` say how it runs (see :meth:`task`); a redefinition without them has none.
         """
         check_identifier(name)
         self._refuse_condition_name(name)
@@ -190,10 +255,11 @@ class State:
             raise DeclarationError(msg, task=name)
         self.registry.register(executor.namespace, executor.name, executor, state=self.name)
         if existing is None:
-            task = TaskDefinition(name, executor=executor, state=self)
+            task = TaskDefinition(name, executor=executor, state=self, options=options)
             self._tasks[name] = task
         else:
             task = existing
+            task.options = options if options is not None else TaskOptions()
             old = task.executor
             task.executor = executor
             task.executor_name = None
@@ -227,6 +293,7 @@ class State:
             self._touch(task, "added")
             return task
         existing.executor = task.executor
+        existing.options = task.options
         existing.executor_name = task.executor_name
         parents, children = task.parents, task.children
         task.unlink()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Union
 from pydantic import BaseModel
 
 from germinate_nb.core.executor import TaskExecutor
+from germinate_nb.core.options import TaskOptions
 from germinate_nb.errors import DeclarationError
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ class TaskDefinition:
     """A user's definition of a task: a name in a state, its executor and its edges.
 
     Usually made by ``@state.task`` or ``%%germinate_task`` rather than directly.
+    ``options`` (:class:`~germinate_nb.core.options.TaskOptions`) say how it runs: retries,
+    timeout, concurrency limit.
 
     Examples
     --------
@@ -41,8 +44,10 @@ class TaskDefinition:
         executor: TaskExecutor | None = None,
         executor_name: str | None = None,
         state: State | None = None,
+        options: TaskOptions | None = None,
     ) -> None:
         self.name = name
+        self.options = options if options is not None else TaskOptions()
         self.state = state
         self.executor = executor
         self.executor_name = executor_name

@@ -31,6 +31,10 @@ class Job:
     the run store's lookups to try when it does not match (a
     :class:`~germinate_nb.execution.store.ReuseLookup`, or None).
     ``cancel`` is the run's cancel signal (what :func:`current_task` exposes to the task).
+    ``attempt`` counts from 1 (a retry is a new job); ``retry_on`` is None when the task has
+    no retry left, else the exception classes that make a failed attempt ``retryable``.
+    ``started`` is set (``time.perf_counter()``) when the task's life begins on a worker of
+    this process (a timeout counts from there).
 
     While the task runs, the job is also its log route (see :mod:`germinate_nb.execution.logs`):
     what the task prints or logs goes to :attr:`log`, made on the first write (a task that
@@ -50,6 +54,9 @@ class Job:
     attempt: int = 1
     echo: bool = False
     store: ReuseLookup | None = None
+    retry_on: tuple[type[BaseException], ...] | None = None
+    started: float = 0.0
+    abandoned: bool = False  # its thread was given up on (timeout, cancel): it holds no slot
     records: Any = None  # the logging records already in the log (managed by logs.py)
     _log: TaskLog | None = None
 
@@ -87,7 +94,8 @@ class Outcome:
     or ``skipped`` (an eager backend did not run the task because ``skipped_because`` did not
     succeed). ``fingerprint`` is the code that ran, ``start`` the wall-clock start
     (``time.time()``), ``lane`` the thread or loop it ran on, ``log`` what the task printed
-    and logged.
+    and logged. ``attempt`` is the job's attempt; ``retryable`` says the error may be retried
+    (it matched the job's ``retry_on``; never an input validation error or a cancel).
     """
 
     name: str
@@ -104,6 +112,8 @@ class Outcome:
     skipped_because: str | None = None
     log: str = ""
     from_store: bool = False
+    attempt: int = 1
+    retryable: bool = False
 
 
 class RunControl(Protocol):
@@ -126,8 +136,12 @@ class Backend(Protocol):
     parents' results itself and reports a task whose parent did not succeed as ``skipped``).
     The backend calls ``run.deliver(outcome)`` for each job, from any thread, never from
     inside ``submit``. ``cancel`` stops running tasks where it can and returns the names it
-    could not stop (a sync task's thread runs on); ``settle`` then waits, briefly, for the
-    stopped ones to unwind. ``join`` blocks the run's calling thread until ``finished`` is set
+    could not stop (a sync task's thread runs on, and no longer counts against the backend's
+    workers); ``settle`` then waits, briefly, for the stopped ones to unwind. A run also
+    cancels a single task past its timeout this way, and then ignores that attempt's outcome.
+    A run that manages retries, timeouts or limits itself submits jobs as they become ready
+    even to an eager backend: the backend wires them to the parents it already ran.
+    ``join`` blocks the run's calling thread until ``finished`` is set
     (doing inline work meanwhile); ``wake`` is called once the run has finished, ``close``
     last, from the calling thread.
     """

@@ -5,6 +5,12 @@ are its parents' futures, so the cluster schedules by dependencies and data move
 to worker. Task code and models travel by value (cloudpickle); the work on the worker is the
 local engine's own task life (:mod:`germinate_nb.execution.invoke`), so statuses and error
 texts are the same.
+
+A run with retries, timeouts or concurrency limits submits each task when it becomes ready
+instead (its parents' futures are already here, so data still moves from worker to worker):
+the run's own schedule enforces limits across the whole cluster, resends a failed attempt
+after its delay, and cancels a future past its timeout (a timeout counts from the task's
+submission; a task already executing on a worker runs on there, its result ignored).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class RemoteTask:
     run_input: Mapping[str, Any] | None
     cached: CacheEntry | None
     run_id: str
+    attempt: int = 1
+    retry_on: tuple[type[BaseException], ...] | None = None
 
 
 _RUN_DEPS: OrderedDict[str, DependencyCache] = OrderedDict()
@@ -90,6 +98,8 @@ def run_remote(name: str, specs: dict[str, RemoteTask], *parents: Outcome) -> Ou
         spec.run_id,
         threading.Event(),
         _deps_for(spec.run_id),
+        spec.attempt,
+        retry_on=spec.retry_on,
     )
     lane = f"dask {threading.current_thread().name}"
     if spec.executor.is_async():
@@ -159,6 +169,7 @@ class DaskBackend:
         self._run: RunControl | None = None
         self._futures: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._batches = 0
 
     def __repr__(self) -> str:
         return f"<DaskBackend {self.client!r}>"
@@ -185,16 +196,29 @@ class DaskBackend:
                 if obj is not None:
                     _by_value(obj, self._cloudpickle)
             specs[job.name] = RemoteTask(
-                job.name, job.state, executor, job.parents, job.run_input, job.cached, run.run_id
+                job.name,
+                job.state,
+                executor,
+                job.parents,
+                job.run_input,
+                job.cached,
+                run.run_id,
+                job.attempt,
+                job.retry_on,
             )
         payload, unsent = self._pickle_specs(specs, run.name)
         client = self.client
+        with self._lock:
+            self._batches += 1
+            batch = self._batches
+        suffix = "" if batch == 1 else f"-{batch}"  # a run sending tasks as they become ready
         specs_future = client.submit(
-            load_specs, payload, key=f"germinate-{run.name}-specs-{run.run_id}", pure=False
+            load_specs, payload, key=f"germinate-{run.name}-specs-{run.run_id}{suffix}", pure=False
         )
         futures = self._futures
         for job in jobs:
-            key = f"germinate-{run.name}-{job.name}-{run.run_id}"
+            again = "" if job.attempt == 1 else f"-attempt{job.attempt}"
+            key = f"germinate-{run.name}-{job.name}-{run.run_id}{again}"
             if job.name in unsent:
                 fut = client.submit(unsendable, job.name, unsent[job.name], key=key, pure=False)
             else:
@@ -202,12 +226,19 @@ class DaskBackend:
                 fut = client.submit(run_remote, job.name, specs_future, *parents, key=key)
             with self._lock:
                 futures[job.name] = fut
-            fut.add_done_callback(functools.partial(self._done, job.name))
+            fut.add_done_callback(functools.partial(self._done, job.name, job.attempt))
 
     def cancel(self, names: Collection[str]) -> set[str]:
-        """Cancel the run's futures (a task already executing on a worker ends there unseen)."""
+        """Cancel futures: all the run's once it is cancelled, else those of ``names``.
+
+        A task already executing on a worker ends there unseen.
+        """
+        run = self._run
         with self._lock:
-            futures = list(self._futures.values())
+            if run is None or run.cancel_event.is_set():
+                futures = list(self._futures.values())
+            else:
+                futures = [self._futures[n] for n in names if n in self._futures]
         if futures:
             self.client.cancel(futures)
         return set()
@@ -229,7 +260,7 @@ class DaskBackend:
 
     # -- inside -------------------------------------------------------------------------------
 
-    def _done(self, name: str, fut: Any) -> None:
+    def _done(self, name: str, attempt: int, fut: Any) -> None:
         run = self._run
         if run is None:
             return
@@ -238,7 +269,7 @@ class DaskBackend:
         except BaseException as err:  # noqa: BLE001 - the cluster's error: a killed worker...
             if run.cancel_event.is_set():
                 return
-            outcome = Outcome(name, "error", error=describe_error(err))
+            outcome = Outcome(name, "error", error=describe_error(err), attempt=attempt)
         run.deliver(outcome)
 
     def _pickle_specs(

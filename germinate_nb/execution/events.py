@@ -14,7 +14,7 @@ __all__ = ["FunctionObserver", "RunObserver"]
 
 _log = logging.getLogger("germinate_nb")
 
-EVENTS = ("on_run_start", "on_task_start", "on_task_end", "on_run_end")
+EVENTS = ("on_run_start", "on_task_start", "on_task_retry", "on_task_end", "on_run_end")
 
 
 @runtime_checkable
@@ -32,6 +32,13 @@ class RunObserver(Protocol):
 
     def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
         """A task started (``running``)."""
+
+    def on_task_retry(self, result: RunResult, task_run: TaskRun) -> None:
+        """An attempt failed and the task will be retried after its delay.
+
+        ``task_run.attempts[-1]`` is the failed attempt (its error and status: ``failed`` or
+        ``timed out``); ``task_run.attempt`` the attempt to come, of ``max_attempts``.
+        """
 
     def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
         """A task reached a final status (succeeded, failed, skipped, cached, cancelled)."""
@@ -53,6 +60,10 @@ class FunctionObserver:
     def on_task_start(self, result: RunResult, task_run: TaskRun) -> None:
         """Forward the event to the function."""
         self.fn("task_start", result, task_run)
+
+    def on_task_retry(self, result: RunResult, task_run: TaskRun) -> None:
+        """Forward the event to the function."""
+        self.fn("task_retry", result, task_run)
 
     def on_task_end(self, result: RunResult, task_run: TaskRun) -> None:
         """Forward the event to the function."""

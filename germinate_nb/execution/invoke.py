@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from germinate_nb.core.schema import MergedInput, is_any_model
+from germinate_nb.errors import MergeConflictError, TaskCancelledError, TaskInputError
 from germinate_nb.execution.backend import Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE
 from germinate_nb.execution.dataflow import build_input, coerce_output, dump_output, merge_outputs
@@ -31,6 +32,21 @@ from germinate_nb.execution.tracebacks import (
 __all__ = ["aexecute", "describe_error", "execute"]
 
 _NOTHING: tuple[type[BaseException], ...] = ()
+_NEVER_RETRIED = (TaskInputError, MergeConflictError, TaskCancelledError)
+"""Errors no retry can cure: the task's input is wrong, or the run stopped it."""
+
+
+def is_retryable(job: Job, err: BaseException) -> bool:
+    """May a failed attempt with this error be retried (the job has retries left)?"""
+    retry_on = job.retry_on
+    return (
+        retry_on is not None
+        and isinstance(err, Exception)
+        and isinstance(err, retry_on)
+        and not isinstance(err, _NEVER_RETRIED)
+    )
+
+
 EPOCH_OFFSET = time.time() - time.perf_counter()
 """``perf_counter() + EPOCH_OFFSET`` is the wall-clock time, without a second clock read."""
 
@@ -156,7 +172,7 @@ def execute(
     job: Job, lane: str = "", passthrough: tuple[type[BaseException], ...] = _NOTHING
 ) -> Outcome:
     """Run a sync task's whole life in this thread; exceptions in ``passthrough`` propagate."""
-    t0 = time.perf_counter()
+    t0 = job.started = time.perf_counter()
     start = t0 + EPOCH_OFFSET
     executor = job.executor
     token = _ROUTE.set(job)
@@ -166,7 +182,7 @@ def execute(
         if job.cached is not None or job.store is not None:
             hit = _reuse(job, model, key)
             if hit is not None:
-                hit.start, hit.lane = start, lane
+                hit.start, hit.lane, hit.attempt = start, lane, job.attempt
                 return hit
         value = executor.callable(model) if executor._direct else executor.invoke(model, job.deps)
         if type(value) is executor.output_schema:  # the common case, without _output's call
@@ -184,13 +200,14 @@ def execute(
         return Outcome(
             job.name, "error", None, None, model, None, error, start,
             time.perf_counter() - t0, lane, executor.fingerprint, None, job.log_text,
+            False, job.attempt, job.retry_on is not None and is_retryable(job, err),
         )  # fmt: skip
     finally:
         _ROUTE.reset(token)
     return Outcome(
         job.name, "ok", output, dump, model, key, None, start,
         time.perf_counter() - t0, lane, executor.fingerprint,
-        None, job._log.text if job._log is not None else "",
+        None, job._log.text if job._log is not None else "", False, job.attempt,
     )  # fmt: skip
 
 
@@ -203,7 +220,7 @@ async def aexecute(
     one that escapes the task's own code while the run goes on (an inner future was cancelled)
     fails the task.
     """
-    t0 = time.perf_counter()
+    t0 = job.started = time.perf_counter()
     start = t0 + EPOCH_OFFSET
     executor = job.executor
     _ROUTE.set(job)  # each asyncio task runs in its own copy of the context
@@ -241,6 +258,8 @@ async def aexecute(
             job.name, "error", None, None, model, None, describe_error(err), start,
             time.perf_counter() - t0, lane, executor.fingerprint,
         )  # fmt: skip
+        outcome.retryable = is_retryable(job, err)
+    outcome.attempt = job.attempt
     if job._log is not None:
         outcome.log = job._log.text
     if then is not None:

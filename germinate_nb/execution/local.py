@@ -144,8 +144,8 @@ class LocalBackend:
         self._waiting: deque[Job] = deque()  # sync jobs over the max_workers limit
         self._sync_open = 0  # sync jobs handed to the pool and not yet ended
         self._lock = threading.Lock()  # guards the sync counts and the loop's start
-        self._running: dict[str, str] = {}  # sync task -> the thread running its code
-        self._tasks: dict[str, Any] = {}  # async task -> asyncio.Task
+        self._running: dict[str, Job] = {}  # sync task -> the job whose code is running
+        self._tasks: dict[tuple[str, int], Any] = {}  # (async task, attempt) -> asyncio.Task
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
         self._passthrough: tuple[type[BaseException], ...] = ()
 
@@ -177,14 +177,37 @@ class LocalBackend:
             self._submit_async(async_jobs)
 
     def cancel(self, names: Collection[str]) -> set[str]:
-        """Cancel async tasks; returns the sync tasks whose code is still running."""
-        background = {name for name in names if name in self._running}
+        """Cancel async tasks; returns the sync tasks whose code is still running.
+
+        Such a thread is abandoned: its worker slot goes to the next sync job at once (the
+        pool starts another thread), so stuck tasks never starve the run.
+        """
+        background = set()
         for name in names:
-            task = self._tasks.pop(name, None)
-            if task is not None:
-                self._cancelled.append(task)
-                self._loop_of().call_soon_threadsafe(task.cancel)
+            job = self._running.get(name)
+            if job is not None:
+                background.add(name)
+                self._abandon(job)
+        tasks = self._tasks
+        wanted = set(names)
+        for key in [k for k in tasks if k[0] in wanted]:
+            task = tasks.pop(key)
+            self._cancelled.append(task)
+            self._loop_of().call_soon_threadsafe(task.cancel)
         return background
+
+    def _abandon(self, job: Job) -> None:
+        if job.abandoned or self.inline:
+            job.abandoned = True
+            return
+        with self._lock:
+            job.abandoned = True
+            if self._waiting:
+                nxt = self._waiting.popleft()  # the slot passes to the next job
+            else:
+                self._sync_open -= 1
+                return
+        POOL.submit(functools.partial(self._pool_job, nxt))
 
     def settle(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until the cancelled async tasks have unwound."""
@@ -238,7 +261,11 @@ class LocalBackend:
     def _pool_job(self, job: Job, lane: str) -> None:
         while True:
             self._run_sync(job, lane, ())
-            with self._lock:  # take the next job over the limit here, or give the slot back
+            if job.abandoned:
+                return  # its slot was given to another job when it was abandoned
+            with self._lock:
+                if job.abandoned:
+                    return  # take the next job over the limit here, or give the slot back
                 if not self._waiting:
                     self._sync_open -= 1
                     return
@@ -249,14 +276,15 @@ class LocalBackend:
         # (and reports it in the background) or the task sees the cancel and never starts.
         name = job.name
         running = self._running
-        running[name] = lane
+        running[name] = job
         if job.cancel.is_set():
             del running[name]
             return
         try:
             outcome = execute(job, lane, passthrough)
         finally:
-            del running[name]
+            if running.get(name) is job:  # a retry of an abandoned attempt may run meanwhile
+                del running[name]
         assert self._run is not None
         self._run.deliver(outcome)
 
@@ -286,9 +314,9 @@ class LocalBackend:
         done = self._async_done
         for job in jobs:
             if not job.cancel.is_set():
-                tasks[job.name] = loop.create_task(aexecute(job, "event loop", done))
+                tasks[job.name, job.attempt] = loop.create_task(aexecute(job, "event loop", done))
 
     def _async_done(self, outcome: Outcome) -> None:
-        self._tasks.pop(outcome.name, None)
+        self._tasks.pop((outcome.name, outcome.attempt), None)
         assert self._run is not None
         self._run.deliver(outcome)

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
 from germinate_nb.errors import RunFailedError
 
 __all__ = [
+    "Attempt",
     "RunResult",
     "RunStatus",
     "TaskError",
@@ -100,6 +101,19 @@ class TaskError:
         return f"{self.type}: {self.message}" if self.type else self.message
 
 
+class Attempt(NamedTuple):
+    """One attempt of a task: its number (from 1), wall-clock start, duration, error, status.
+
+    ``status`` is ``succeeded``, ``cached``, ``failed``, ``timed out`` or ``cancelled``.
+    """
+
+    number: int
+    start: float | None
+    duration: float | None
+    error: TaskError | None
+    status: str
+
+
 @dataclass(slots=True)
 class TaskRun:
     """One task's part of a run.
@@ -109,6 +123,11 @@ class TaskRun:
     what the task printed and logged (stdout, stderr, logging records; bounded, with a
     truncation note); :attr:`live_log` also shows it while the task runs. ``fingerprint`` is
     that of the code that ran (or whose output was reused).
+
+    ``attempt`` is the attempt running (or the last one), of ``max_attempts`` (1 + the task's
+    retries); :attr:`attempts` lists each attempt with its error. While a retry waits for its
+    delay the task stays ``running``. ``limit`` names the task's concurrency limit;
+    ``waiting_for_limit`` is True while it is ready but its limit is full.
     """
 
     name: str
@@ -123,7 +142,48 @@ class TaskRun:
     lane: str | None = None
     log: str = ""
     fingerprint: str = ""
+    attempt: int = 1
+    max_attempts: int = 1
+    limit: str | None = None
+    limit_capacity: int | None = None
+    waiting_for_limit: bool = False
+    _attempts: list[Attempt] | tuple[()] = field(default=(), repr=False, compare=False)
     _live: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        """Every attempt so far, the last one last (one attempt for a task run once)."""
+        if self._attempts:
+            return tuple(self._attempts)
+        status = self.status
+        if self.start_time is None or not status.is_final:
+            return ()
+        if status is TaskStatus.SKIPPED:
+            return ()
+        error = self.error
+        shown = (
+            "timed out" if error is not None and error.type == "TaskTimeoutError" else status.value
+        )
+        return (Attempt(1, self.start_time, self.duration, error, shown),)
+
+    @property
+    def note(self) -> str:
+        """``"waiting (llm 4/4)"``, ``"attempt 2/4"`` (a task that may be retried), or ``""``.
+
+        A task waits for its limit only while the limit is full, hence ``4/4``.
+        """
+        if self.waiting_for_limit and self.status is TaskStatus.PENDING:
+            cap = self.limit_capacity
+            return f"waiting ({self.limit} {cap}/{cap})"
+        if self.max_attempts <= 1 or self.start_time is None:
+            return ""
+        shown = len(self._attempts) if self.status.is_final and self._attempts else self.attempt
+        return f"attempt {shown}/{self.max_attempts}"
+
+    @property
+    def retried(self) -> int:
+        """How many times the task was retried."""
+        return max(0, len(self._attempts) - 1) if self.status.is_final else self.attempt - 1
 
     @property
     def started_at(self) -> datetime | None:
@@ -138,7 +198,7 @@ class TaskRun:
         live = self._live
         if live is not None and self.status is TaskStatus.RUNNING:
             text: str = live.log_text
-            return text
+            return self.log + text if self._attempts else text
         return self.log
 
     @property
@@ -162,6 +222,8 @@ class TaskRun:
             extra += f", {self.duration * 1000:.1f} ms"
         if self.error is not None:
             extra += f", {self.error}"
+        if len(self._attempts) > 1:
+            extra += f", {len(self._attempts)} attempts"
         if self.background:
             extra += ", still running in the background"
         return f"<TaskRun {self.name}: {self.status.value}{extra}>"
@@ -176,6 +238,7 @@ class RunResult:
     the sync tasks that were cancelled while their code went on running in a thread.
     ``parents`` holds the DAG's edges as run (for :meth:`timeline`), ``targets`` the tasks a
     "run selected" asked for (None: the whole state).
+    ``limits`` holds, per concurrency limit of the run, ``(running, capacity)``, live.
     ``store`` is the :class:`~germinate_nb.execution.store.RunStore` the run is recorded in
     (None: in memory only); ``store.runs(state)`` and ``store.task_runs(run_id)`` read the
     history, across kernel restarts.
@@ -192,6 +255,7 @@ class RunResult:
     parents: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False)
     targets: tuple[str, ...] | None = None
     store: Any = field(default=None, repr=False, compare=False)
+    limits: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     _outputs: Mapping[str, BaseModel] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -250,6 +314,16 @@ class RunResult:
         from germinate_nb.render.timeline import draw_timeline
 
         return draw_timeline(self, width=width)
+
+    def waiting_note(self, name: str) -> str:
+        """``"waiting (llm 4/4)"`` for a task waiting for room in its limit, else ``""``."""
+        tr = self.task_runs.get(name)
+        return tr.note if tr is not None and tr.waiting_for_limit else ""
+
+    def attempt_note(self, name: str) -> str:
+        """``"attempt 2/4"`` for a task that may be retried (and has started), else ``""``."""
+        tr = self.task_runs.get(name)
+        return tr.note if tr is not None and not tr.waiting_for_limit else ""
 
     @property
     def background_note(self) -> str:

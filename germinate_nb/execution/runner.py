@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import random
 import threading
 import time
 import uuid
@@ -12,18 +14,27 @@ from datetime import datetime
 from typing import Any, Literal
 
 from germinate_nb.core.executor import DependencyCache
+from germinate_nb.core.options import TaskOptions, check_run_options
 from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
 from germinate_nb.core.validate import problems_error, validate
-from germinate_nb.errors import ScheduleError
+from germinate_nb.errors import ScheduleError, TaskTimeoutError
 from germinate_nb.execution import gc_tuning, logs
 from germinate_nb.execution.backend import Backend, Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE, CacheEntry
 from germinate_nb.execution.dataflow import run_input_dict
 from germinate_nb.execution.events import Dispatcher, as_observers
+from germinate_nb.execution.invoke import EPOCH_OFFSET as _EPOCH_OFFSET
 from germinate_nb.execution.invoke import describe_error
 from germinate_nb.execution.local import LocalBackend
-from germinate_nb.execution.result import RunResult, RunStatus, TaskError, TaskRun, TaskStatus
+from germinate_nb.execution.result import (
+    Attempt,
+    RunResult,
+    RunStatus,
+    TaskError,
+    TaskRun,
+    TaskStatus,
+)
 from germinate_nb.execution.schedule import Schedule
 from germinate_nb.execution.store import (
     ReuseLookup,
@@ -34,6 +45,7 @@ from germinate_nb.execution.store import (
     run_origin,
     run_started,
 )
+from germinate_nb.execution.timers import TIMERS
 
 __all__ = ["Run", "RunHandle", "arun", "make_backend", "run", "start_run"]
 
@@ -43,6 +55,22 @@ _SKIPPED, _CACHED, _CANCELLED = TaskStatus.SKIPPED, TaskStatus.CACHED, TaskStatu
 SETTLE_TIMEOUT = 2.0
 """Seconds a cancel waits for cancelled async tasks to unwind before reporting the run over."""
 _record_of = tuple.__new__  # TaskRecord(...) without NamedTuple's keyword handling
+JITTER = 0.1
+"""A retry waits its delay times 1 to 1 + JITTER (retries of many tasks do not line up)."""
+_DEFAULT_OPTIONS = TaskOptions()
+_ANY_ERROR: tuple[type[BaseException], ...] = (Exception,)
+
+
+class _Policy:
+    """How the run treats one task's failures and time: attempts, retry_on, delays, timeout."""
+
+    __slots__ = ("attempts", "options", "retry_on", "timeout")
+
+    def __init__(self, attempts: int, options: TaskOptions, timeout: float | None) -> None:
+        self.attempts = attempts
+        self.options = options
+        self.retry_on = options.retry_on or _ANY_ERROR
+        self.timeout = timeout
 
 
 def _now() -> datetime:
@@ -85,6 +113,14 @@ class Run:
     statuses, cache entries and events under one lock, and hands the newly ready tasks back to
     the backend. The thread that calls :meth:`execute` only waits (or runs inline tasks).
 
+    Retries, timeouts and limits are the run's: a failed attempt that may be retried goes
+    back to the backend after its delay (a timer, never a sleeping thread; the task stays
+    running in the schedule, holding its limit slot); an attempt past its timeout is
+    cancelled on the backend and fails with :class:`TaskTimeoutError`, and its late outcome
+    is discarded; the :class:`Schedule` holds ready tasks whose limit is full. A run using
+    any of them submits tasks as they become ready, even to an eager backend (Dask), so the
+    limits hold across the cluster. Unused, they cost nothing.
+
     With a run store (``store``, resolved once by :func:`resolve_store`) the run and each task
     run are recorded: the scheduler only appends ``(head, outcome)`` to the store's queue (the
     outcome is already made, and never changed after), and the store's thread turns it into a
@@ -107,6 +143,9 @@ class Run:
         loop: asyncio.AbstractEventLoop | None = None,
         echo: bool = False,
         store: RunStore | str | os.PathLike[str] | bool | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        limits: dict[str, int] | None = None,
     ) -> None:
         if not isinstance(state, State):
             hint = (
@@ -125,6 +164,9 @@ class Run:
         self.reuse = reuse
         self.echo = echo
         self.input_data = run_input_dict(input)
+        self._limits = check_run_options(retries, timeout, limits)
+        self._run_retries = retries or 0
+        self._run_timeout = timeout
         gc_tuning.relax()  # setting up allocates a TaskRun per task; start() relaxes for the run
         try:
             self._setup(state, strategy, max_workers, backend, executor, observers, targets, loop)
@@ -177,7 +219,21 @@ class Run:
             [*as_observers(observers), *state.registry.run_observers], self.result
         )
         phases = snap.phases if strategy == "phases" else None
-        self.schedule = Schedule(snap.names, snap.parents, snap.children, phases=phases)
+        limit_of = self._policies(snap)
+        self.schedule = Schedule(
+            snap.names,
+            snap.parents,
+            snap.children,
+            phases=phases,
+            limit_of=limit_of,
+            capacity=self._limits if limit_of else None,
+        )
+        self._limited = bool(limit_of) and bool(self._limits)
+        if self._limited:
+            self.result.limits = self.schedule.usage()
+            caps = self._limits or {}
+            for name, lim in (limit_of or {}).items():
+                self.result.task_runs[name].limit_capacity = caps.get(lim)
         self.cancel_event = threading.Event()
         self.deps = DependencyCache()
         self.finished = threading.Event()
@@ -186,13 +242,40 @@ class Run:
         self._dumps: dict[str, dict[str, Any]] = {}
         self._early: dict[str, Outcome] = {}  # eager backends: outcomes ahead of the schedule
         self._cache = state.registry.cache
-        self._eager = self.backend.eager
+        # retries, timeouts and limits are decided here: tasks go to the backend when ready
+        self._managed = bool(self._policy) or self._limited
+        self._eager = self.backend.eager and not self._managed
+        self._live_attempt: dict[str, int] = {}  # managed runs: the attempt whose outcome counts
+        self._timed_out: set[tuple[str, int]] = set()  # attempts abandoned past their timeout
+        self._timers: dict[str, int] = {}  # task -> its retry timer
         self._emit = self.dispatcher.emit if self.dispatcher.active else None
         # per task, what making its job needs (plain dicts: the hot path reads them)
         self._plan = {n: (t.executor, t.parents, bool(t.children)) for n, t in snap.tasks.items()}
         self._on_finish: list[Callable[[], None]] = []
         self._t0 = 0.0
         self._active = False  # counted in the process's active runs (see store.run_started)
+
+    def _policies(self, snap: DagSnapshot) -> dict[str, str] | None:
+        """Fill ``_policy`` (tasks with retries or a timeout); return the tasks' limits."""
+        self._policy: dict[str, _Policy] = {}
+        run_retries, run_timeout = self._run_retries, self._run_timeout
+        limit_of: dict[str, str] = {}
+        runs = self.result.task_runs
+        for name, spec in snap.tasks.items():
+            opts = spec.options
+            if opts is None:
+                if not run_retries and run_timeout is None:
+                    continue
+                opts = _DEFAULT_OPTIONS
+            retries = opts.retries if opts.retries is not None else run_retries
+            timeout = opts.timeout if opts.timeout is not None else run_timeout
+            if retries or timeout is not None:
+                self._policy[name] = _Policy(retries + 1, opts, timeout)
+                runs[name].max_attempts = retries + 1
+            if opts.limit is not None:
+                limit_of[name] = opts.limit
+                runs[name].limit = opts.limit
+        return limit_of or None
 
     def _snapshot(self, state: State, targets: Sequence[str] | str | None) -> DagSnapshot:
         snap = state.snapshot()
@@ -259,7 +342,12 @@ class Run:
             if not self.schedule.is_active():
                 self._close()
         if jobs:
-            self.backend.submit(jobs)
+            self._submit(jobs)
+
+    def _submit(self, jobs: list[Job]) -> None:
+        self.backend.submit(jobs)
+        if self._policy:
+            self._arm_timeouts(jobs)
 
     def deliver(self, outcome: Outcome) -> None:
         """Apply a task's outcome (any thread); the newly ready tasks go to the backend."""
@@ -275,7 +363,7 @@ class Run:
                     self._close()
                     return
             if jobs:
-                self.backend.submit(jobs)
+                self._submit(jobs)
         except KeyboardInterrupt:
             raise
         except BaseException as err:  # noqa: BLE001 - a bug here must end the run, not hang it
@@ -300,6 +388,7 @@ class Run:
             if self._closed:
                 return
             self.cancel_event.set()
+            self._drop_timers()
             never, running = self.schedule.cancel()
             still = self.backend.cancel(running) if running else set()
             now = time.time()
@@ -322,7 +411,7 @@ class Run:
 
     # -- inside the lock ----------------------------------------------------------------------
 
-    def _job(self, name: str) -> Job:
+    def _job(self, name: str, attempt: int = 1) -> Job:
         executor, parents, _ = self._plan[name]
         assert executor is not None  # validated: every task has one
         inputs = None if self._eager else self._dumps
@@ -338,10 +427,17 @@ class Run:
             self.run_id,
             self.cancel_event,
             self.deps,
-            1,
+            attempt,
             self.echo,
             self._lookup,
+            self._retry_on(name, attempt) if self._policy else None,
         )
+
+    def _retry_on(self, name: str, attempt: int) -> tuple[type[BaseException], ...] | None:
+        policy = self._policy.get(name)
+        if policy is None or attempt >= policy.attempts:
+            return None
+        return policy.retry_on
 
     def _drain(self, queue: list[Outcome]) -> list[Job]:
         """Apply outcomes (and those an eager backend delivered early); return jobs to submit."""
@@ -356,6 +452,8 @@ class Run:
         With an eager backend the outcome of a task may already be here: it goes to ``early``.
         """
         names = self.schedule.take_ready()
+        if self._limited:
+            self._note_limits(names)
         if not names:
             return []
         runs = self.result.task_runs
@@ -366,6 +464,9 @@ class Run:
             tr = runs[name]
             tr.status = _RUNNING
             tr.start_time = now
+            if self._managed:
+                self._live_attempt[name] = 1
+                tr.waiting_for_limit = False
             if not eager:
                 tr._live = job = self._job(name)
                 jobs.append(job)
@@ -380,10 +481,30 @@ class Run:
                     early.append(found)
         return jobs
 
+    def _note_limits(self, started: list[str]) -> None:
+        """Limits: the tasks now waiting for room, and each limit's use, in the result."""
+        runs = self.result.task_runs
+        for name in self.schedule.take_blocked():
+            runs[name].waiting_for_limit = True
+        for name in started:
+            runs[name].waiting_for_limit = False
+        self.result.limits = self.schedule.usage()
+
     def _apply(self, outcome: Outcome, early: list[Outcome] | None) -> list[Job]:
         name = outcome.name
         kind = outcome.kind
         schedule = self.schedule
+        if self._managed:
+            if (name, outcome.attempt) in self._timed_out or (
+                self._live_attempt.get(name) != outcome.attempt
+            ):
+                self._stale(outcome)
+                return []
+            if kind == "error" and outcome.retryable and not self.cancel_event.is_set():
+                policy = self._policy.get(name)
+                if policy is not None and outcome.attempt < policy.attempts:
+                    self._retry(outcome, policy)
+                    return []
         try:
             if kind == "ok" or kind == "cached":
                 schedule.succeeded(name)
@@ -395,11 +516,14 @@ class Run:
                 self._early[name] = outcome
             return []  # ended meanwhile (skipped, cancelled): discard
         tr = self.result.task_runs[name]
-        if outcome.start is not None:
-            tr.start_time = outcome.start
-        tr.duration = outcome.duration
+        if tr._attempts:  # retried: the first attempt's start, the whole time, every log
+            self._last_attempt(tr, outcome)
+        else:
+            if outcome.start is not None:
+                tr.start_time = outcome.start
+            tr.duration = outcome.duration
+            tr.log = outcome.log
         tr.lane = outcome.lane
-        tr.log = outcome.log
         tr.fingerprint = outcome.fingerprint
         tr._live = None
         if outcome.input is not None:
@@ -447,6 +571,149 @@ class Run:
             for child in skipped:
                 emit("on_task_end", runs[child])
         return self._start_ready(early)  # nothing when an observer cancelled the run meanwhile
+
+    # -- retries and timeouts -----------------------------------------------------------------
+
+    def _retry(self, outcome: Outcome, policy: _Policy) -> None:
+        """Record the failed attempt, and send the task again after its delay (a timer)."""
+        name = outcome.name
+        tr = self.result.task_runs[name]
+        k = outcome.attempt
+        status = "timed out" if outcome.error and outcome.error.type == "TaskTimeoutError" else ""
+        if not tr._attempts:
+            tr._attempts = []
+        assert isinstance(tr._attempts, list)
+        tr._attempts.append(
+            Attempt(k, outcome.start, outcome.duration, outcome.error, status or "failed")
+        )
+        if k == 1 and outcome.start is not None:
+            tr.start_time = outcome.start
+        tr.log += _attempt_log(k, policy.attempts, outcome)
+        tr.attempt = k + 1
+        tr._live = None
+        self._live_attempt[name] = 0  # between attempts: no outcome counts
+        sink = self._sink
+        if sink is not None:
+            sink((self._head, outcome))  # the failed attempt's row (status failed, attempt k)
+        emit = self._emit
+        if emit is not None:
+            emit("on_task_retry", tr)
+        delay = policy.options.delay(k - 1) * (1.0 + JITTER * random.random())
+        self._timers[name] = TIMERS.call_later(delay, functools.partial(self._resend, name, k + 1))
+
+    def _resend(self, name: str, attempt: int) -> None:
+        """A retry's delay is over (timer thread): the task's next attempt goes to the backend."""
+        try:
+            with self._lock:
+                self._timers.pop(name, None)
+                if self._closed or self.schedule.status(name) != "running":
+                    return
+                self._live_attempt[name] = attempt
+                tr = self.result.task_runs[name]
+                tr._live = job = self._job(name, attempt)
+            self._submit([job])
+        except BaseException as err:  # noqa: BLE001 - a bug here must end the run, not hang it
+            self._abort(err)
+
+    def _arm_timeouts(self, jobs: list[Job]) -> None:
+        policy = self._policy
+        now = time.perf_counter()
+        for job in jobs:
+            p = policy.get(job.name)
+            if p is not None and p.timeout is not None:
+                TIMERS.call_later(p.timeout, functools.partial(self._check_timeout, job, now))
+
+    def _check_timeout(self, job: Job, sent: float) -> None:
+        """A job's timeout may be due (timer thread): fail the attempt, or look again later."""
+        try:
+            self._time_out(job, sent)
+        except BaseException as err:  # noqa: BLE001 - a bug here must end the run, not hang it
+            self._abort(err)
+
+    def _time_out(self, job: Job, sent: float) -> None:
+        name, attempt = job.name, job.attempt
+        timeout = self._policy[name].timeout
+        assert timeout is not None
+        with self._lock:
+            if self._closed or self._live_attempt.get(name) != attempt:
+                return  # ended (or another attempt runs)
+            try:
+                if self.schedule.status(name) != "running":
+                    return
+            except ScheduleError:
+                return
+            # a local job times from its start on a worker; a remote one from its sending
+            started = job.started or (sent if self.backend.eager else 0.0)
+            now = time.perf_counter()
+            if not started or now - started < timeout:
+                wait = timeout if not started else timeout - (now - started)
+                TIMERS.call_later(wait, functools.partial(self._check_timeout, job, sent))
+                return
+            still = self.backend.cancel([name])
+            tr = self.result.task_runs[name]
+            sync = name in still
+            msg = (
+                f"task '{name}' in state '{self.name}' timed out: attempt {attempt} ran past "
+                f"its timeout of {timeout:g} s"
+                + (
+                    " (its thread goes on in the background; its result will be discarded)"
+                    if sync
+                    else " and was cancelled"
+                )
+                + ". Raise timeout= if the task needs longer."
+            )
+            err = TaskTimeoutError(msg, task=name, timeout=timeout)
+            if sync:
+                tr.background = True
+                self.result.background.append(name)
+            error = describe_error(err, with_traceback=False)
+            retry_on = job.retry_on
+            outcome = Outcome(
+                name,
+                "error",
+                error=error,
+                start=(started + _EPOCH_OFFSET) if started else None,
+                duration=now - started if started else timeout,
+                lane=tr.lane,
+                fingerprint=job.executor.fingerprint,
+                log=job.log_text,
+                attempt=attempt,
+                retryable=retry_on is not None and isinstance(err, retry_on),
+            )
+            self.deliver(outcome)  # reentrant: the lock is ours
+            self._timed_out.add((name, attempt))  # the attempt's own outcome will be stale
+
+    def _stale(self, outcome: Outcome) -> None:
+        """An outcome of an attempt that no longer counts (timed out, or the run moved on)."""
+        key = (outcome.name, outcome.attempt)
+        if key in self._timed_out:
+            self._timed_out.discard(key)
+            if outcome.name in self.result.background:
+                self.result.background.remove(outcome.name)
+
+    def _last_attempt(self, tr: TaskRun, outcome: Outcome) -> None:
+        """The final attempt of a retried task: its record, the whole time, every log."""
+        k = outcome.attempt
+        error = outcome.error
+        if outcome.kind in ("ok", "cached"):
+            status = "succeeded" if outcome.kind == "ok" else "cached"
+        elif error is not None and error.type == "TaskTimeoutError":
+            status = "timed out"
+        else:
+            status = "failed"
+        assert isinstance(tr._attempts, list)  # retried: made by _retry
+        tr._attempts.append(Attempt(k, outcome.start, outcome.duration, error, status))
+        first = tr.start_time
+        if first is not None and outcome.start is not None:
+            tr.duration = outcome.start + outcome.duration - first
+        else:
+            tr.duration = outcome.duration
+        tr.log += _attempt_marker(k, tr.max_attempts) + outcome.log
+
+    def _drop_timers(self) -> None:
+        for handle in self._timers.values():
+            TIMERS.cancel(handle)
+        self._timers.clear()
 
     def _record_plain(
         self,
@@ -528,6 +795,18 @@ class Run:
             self._close()
 
 
+def _attempt_marker(k: int, n: int) -> str:
+    return f"--- attempt {k}/{n} ---\n"
+
+
+def _attempt_log(k: int, n: int, outcome: Outcome) -> str:
+    """A failed attempt's part of the task's log: a marker, what it printed, how it failed."""
+    text = outcome.log
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return f"{_attempt_marker(k, n)}{text}--- attempt {k}/{n} failed: {outcome.error} ---\n"
+
+
 class RunHandle:
     """A run going on in a background thread (from :func:`start_run`)."""
 
@@ -594,6 +873,9 @@ def run(
     targets: Sequence[str] | None = None,
     echo: bool = True,
     store: RunStore | str | os.PathLike[str] | bool | None = None,
+    retries: int | None = None,
+    timeout: float | None = None,
+    limits: dict[str, int] | None = None,
 ) -> RunResult:
     """Run a state's DAG and return its :class:`RunResult` (task failures do not raise).
 
@@ -628,6 +910,15 @@ def run(
         kernel's is its notebook's); a path, a :class:`RunStore`, or ``"off"``/False for
         none. A store that cannot be used shows one :class:`StoreWarning` and the run goes
         on in memory. ``result.store`` is the store used.
+    retries
+        Extra attempts for every failing task that does not say otherwise
+        (``@state.task(retries=...)`` wins); default 0.
+    timeout
+        Seconds each attempt of a task may take, for tasks that do not say otherwise; default
+        None (no timeout). Past it an attempt fails with :class:`TaskTimeoutError`.
+    limits
+        How many tasks of each concurrency limit may run at once: ``{"llm": 4}`` for the tasks
+        declared with ``limit="llm"``. A limit not given here is unlimited.
 
     Raises
     ------
@@ -652,6 +943,9 @@ def run(
         targets=targets,
         echo=echo,
         store=store,
+        retries=retries,
+        timeout=timeout,
+        limits=limits,
     )
     result = the_run.execute()
     if the_run.store is not None:

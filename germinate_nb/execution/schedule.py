@@ -30,6 +30,12 @@ class Schedule:
     failure skips every pending descendant at once. Telling the schedule something
     impossible (ending a task that is not running, say) raises :class:`ScheduleError`.
 
+    With ``limit_of`` (task to limit name) and ``capacity`` (limit name to how many may run at
+    once), :meth:`take_ready` never has more than ``capacity[L]`` tasks of limit ``L``
+    running: a ready task over its limit waits (still pending, see :meth:`waiting_on`) and is
+    released, in order, when one of its limit ends. A limit without a capacity is unlimited.
+    Without limits the schedule pays nothing for them.
+
     Examples
     --------
     >>> s = Schedule(["a", "b", "c"], {"a": (), "b": ("a",), "c": ("a",)},
@@ -43,11 +49,23 @@ class Schedule:
     []
     >>> s.succeeded("c"); s.is_active()
     False
+    >>> s = Schedule(["x", "y"], {"x": (), "y": ()}, {"x": (), "y": ()},
+    ...              limit_of={"x": "api", "y": "api"}, capacity={"api": 1})
+    >>> s.take_ready(), s.waiting_on("y")
+    (['x'], ('api', 1, 1))
+    >>> s.succeeded("x"); s.take_ready()
+    ['y']
     """
 
     __slots__ = (
+        "_blocked",
+        "_capacity",
         "_children",
         "_held",
+        "_limit_of",
+        "_newly_blocked",
+        "_slow",
+        "_used",
         "_open",
         "_parents",
         "_phase",
@@ -65,6 +83,8 @@ class Schedule:
         children: Mapping[str, Sequence[str]],
         *,
         phases: Sequence[Sequence[str]] | None = None,
+        limit_of: Mapping[str, str] | None = None,
+        capacity: Mapping[str, int] | None = None,
     ) -> None:
         self._parents = parents
         self._children = children
@@ -76,6 +96,14 @@ class Schedule:
         self._phase_left: list[int] = []
         self._held: dict[int, list[str]] = {}
         self._phase = 0
+        # limits: only the tasks whose limit has a capacity are limited
+        limited = {n: lim for n, lim in (limit_of or {}).items() if lim in (capacity or {})}
+        self._limit_of: dict[str, str] | None = limited or None
+        self._capacity: dict[str, int] = dict(capacity or {}) if limited else {}
+        self._used: dict[str, int] = dict.fromkeys(self._capacity, 0)
+        self._blocked: dict[str, deque[str]] = {lim: deque() for lim in self._capacity}
+        self._newly_blocked: list[str] = []
+        self._slow = phases is not None or bool(limited)
         if phases is not None:
             for i, phase in enumerate(phases):
                 members = [n for n in phase if n in self._state]
@@ -93,12 +121,54 @@ class Schedule:
         ready = self._ready
         if not ready:
             return []
+        if self._limit_of is not None:
+            return self._take_limited()
         names = list(ready)
         ready.clear()
         state = self._state
         for n in names:
             state[n] = RUNNING
         return names
+
+    def _take_limited(self) -> list[str]:
+        names = []
+        limit_of, used, capacity = self._limit_of, self._used, self._capacity
+        assert limit_of is not None
+        state = self._state
+        for n in self._ready:
+            lim = limit_of.get(n)
+            if lim is not None:
+                if used[lim] >= capacity[lim]:
+                    self._blocked[lim].append(n)
+                    self._newly_blocked.append(n)
+                    continue
+                used[lim] += 1
+            state[n] = RUNNING
+            names.append(n)
+        self._ready.clear()
+        return names
+
+    def waiting_on(self, name: str) -> tuple[str, int, int] | None:
+        """``(limit, running, capacity)`` when a ready task waits for room in its limit."""
+        limit_of = self._limit_of
+        if limit_of is None or self._state.get(name) is not PENDING:
+            return None
+        lim = limit_of.get(name)
+        if lim is None or name not in self._blocked[lim]:
+            return None
+        return lim, self._used[lim], self._capacity[lim]
+
+    def take_blocked(self) -> list[str]:
+        """The tasks that started waiting for their limit since the last call."""
+        found = self._newly_blocked
+        if not found:
+            return found
+        self._newly_blocked = []
+        return found
+
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """Per limit with a capacity: ``(running, capacity)``."""
+        return {lim: (self._used[lim], cap) for lim, cap in self._capacity.items()}
 
     def is_active(self) -> bool:
         """Is any task not yet ended (pending, ready or running)?"""
@@ -122,8 +192,8 @@ class Schedule:
     def succeeded(self, name: str) -> None:
         """A running task produced its output (run or reused): its children may become ready."""
         state = self._state
-        if state.get(name) is not RUNNING or self._phase_of:
-            self._end(name, SUCCEEDED)  # the checks, and phase bookkeeping
+        if state.get(name) is not RUNNING or self._slow:
+            self._end(name, SUCCEEDED)  # the checks, phase and limit bookkeeping
         else:
             state[name] = SUCCEEDED
             self._open -= 1
@@ -168,6 +238,9 @@ class Schedule:
             state[n] = CANCELLED
         self._ready.clear()
         self._held.clear()
+        for blocked in self._blocked.values():
+            blocked.clear()
+        self._newly_blocked = []
         self._open = 0
         return never, running
 
@@ -180,6 +253,13 @@ class Schedule:
             msg = f"cannot mark task '{name}' {status}: it is {what}, not running."
             raise ScheduleError(msg)
         self._state[name] = status
+        if self._limit_of is not None:
+            lim = self._limit_of.get(name)
+            if lim is not None:
+                self._used[lim] -= 1
+                blocked = self._blocked[lim]
+                if blocked:
+                    self._ready.append(blocked.popleft())
         self._closed_one(name)
 
     def _release(self, name: str) -> None:

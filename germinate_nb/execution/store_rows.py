@@ -253,12 +253,12 @@ def outcome_row(head: tuple[str, str], outcome: Any) -> tuple[Any, ...]:
         record = TaskRecord(
             run_id, state, outcome.name, outcome.fingerprint, outcome.input_dump,
             "succeeded" if kind == "ok" else "cached", outcome.dump, type(outcome.output),
-            outcome.log, "", outcome.start, outcome.duration,
+            outcome.log, "", outcome.start, outcome.duration, outcome.attempt,
         )  # fmt: skip
     else:  # an error, or a task an eager backend did not run: failed
         record = TaskRecord(
             run_id, state, outcome.name, outcome.fingerprint, "", "failed", None, "",
-            outcome.log, outcome.error, outcome.start, outcome.duration,
+            outcome.log, outcome.error, outcome.start, outcome.duration, outcome.attempt,
         )  # fmt: skip
     return task_row(record)
 

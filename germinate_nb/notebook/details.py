@@ -170,6 +170,22 @@ def _output_table(output: BaseModel, cut: _Cutter) -> str:
     )
 
 
+def _attempts_table(run: TaskRun, cut: _Cutter) -> str:
+    """Each attempt of a retried task: number, status, time, error."""
+    esc = html.escape
+    rows = []
+    for a in run.attempts:
+        took = f"{a.duration:.3f} s" if a.duration is not None else ""
+        error = cut(str(a.error)) if a.error is not None else ""
+        rows.append(
+            f"<tr><td>{a.number}/{run.max_attempts}</td><td>{esc(a.status)}</td>"
+            f"<td>{took}</td><td style='color:{ERROR}'>{error}</td></tr>"
+        )
+    return (
+        f"<div class='germinate-task-attempts'><u>attempts</u><table>{''.join(rows)}</table></div>"
+    )
+
+
 def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
     esc = html.escape
     spec, run = view.spec, view.run
@@ -181,7 +197,9 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
     if view.changed:
         notes.append("code changed since its last run")
     if run is not None and run.background:
-        notes.append("still running in the background when cancelled")
+        notes.append("a thread of it went on running in the background (cancelled or timed out)")
+    if run is not None and run.note:
+        notes.append(run.note)  # "attempt 2/4", "waiting (llm 4/4)"
     note = (
         f"<div style='color:{MUTED};font-style:italic'>{esc(' · '.join(notes))}</div>"
         if notes
@@ -208,6 +226,8 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
             f"<pre style='white-space:pre-wrap;font-size:11px;overflow-wrap:anywhere'>"
             f"{cut(tb or '')}</pre></div>"
         )
+    if run is not None and len(run.attempts) > 1:
+        parts.append(_attempts_table(run, cut))
     if run is not None and run.skipped_because:
         parts.append(f"<div>skipped because '{esc(run.skipped_because)}' failed</div>")
     if run is not None and run.input is not None:

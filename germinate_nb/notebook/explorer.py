@@ -430,6 +430,8 @@ class DagExplorer(widgets.VBox):
                 note["duration"] = f"{run.duration:.3f} s"
             if run.error is not None:
                 note["error"] = str(run.error)[:300]
+            if run.note:  # "attempt 2/4", "waiting (llm 4/4)"
+                note["limit" if run.waiting_for_limit else "attempt"] = run.note
             if note:
                 notes[name] = note
         return notes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import builtins
 import html
 import json
 import shlex
@@ -18,10 +19,11 @@ from pydantic import BaseModel
 
 from germinate_nb.core.cell import compile_cell
 from germinate_nb.core.executor import TaskExecutor
+from germinate_nb.core.options import TaskOptions, task_options
 from germinate_nb.core.registry import TaskRegistry, did_you_mean
 from germinate_nb.core.schema import MergedInput, is_model
 from germinate_nb.core.state import State, executor_name_for
-from germinate_nb.errors import DagCycleError, GerminateError
+from germinate_nb.errors import DagCycleError, DeclarationError, GerminateError
 
 __all__ = ["GerminateMagics", "load", "unload"]
 
@@ -185,12 +187,20 @@ class GerminateMagics(Magics):
     @argument("--input", dest="input_model", default=None, help="Input model name.")
     @argument("--output", dest="output_model", default=None, help="Output model name.")
     @argument("--namespace", default="agent", help="Registry namespace (default: agent).")
+    @argument("--retries", type=int, default=None, help="Extra attempts after a failure.")
+    @argument("--retry-delay", type=float, default=None, help="Seconds before the 1st retry.")
+    @argument("--backoff", type=float, default=None, help="Each retry waits this times longer.")
+    @argument("--retry-on", default=None, help="Exception classes to retry, comma-separated.")
+    @argument("--timeout", type=float, default=None, help="Seconds an attempt may take.")
+    @argument("--limit", default=None, help="Concurrency limit name (run(limits={...})).")
     @cell_magic
     def germinate_task(self, line: str, cell: str) -> None:
         """Declare (or redefine) a task from the cell body; runs nothing.
 
         In the body, ``input`` is the validated input; the output is ``output`` if assigned,
         else the value of the last expression; ``await`` makes the task async.
+        ``--retries 3 --retry-delay 1 --backoff 2 --retry-on TimeoutError,ConnectionError
+        --timeout 30 --limit llm`` say how it runs, as ``@state.task(...)`` does.
         """
         task = declare_task(self.shell, line, cell)
         state = task.state
@@ -510,7 +520,7 @@ def declare_task(shell: Any, line: str, cell: str) -> Any:
     except ValueError as err:  # unbalanced quotes in the line
         msg = f"%%germinate_task: cannot read the options `{line}`: {err}."
         raise UsageError(msg) from None
-    for key in ("name", "state", "after", "input_model", "output_model", "namespace"):
+    for key in ("name", "state", "after", "input_model", "output_model", "namespace", "limit"):
         setattr(args, key, _unquote(getattr(args, key)))
     name = args.name
     where = f"%%germinate_task {name}"
@@ -543,6 +553,7 @@ def declare_task(shell: Any, line: str, cell: str) -> Any:
                 f"{' -> '.join(cycle)}. Remove '{cycle[-2]}' from --after."
             )
             raise UsageError(msg)
+        options = _task_options(ns, args, name, state.name, where)
         function, _ = compile_cell(name, cell, namespace=ns, where=where)
         executor = TaskExecutor(
             executor_name_for(name),
@@ -552,9 +563,59 @@ def declare_task(shell: Any, line: str, cell: str) -> Any:
             namespace=args.namespace,
             source=cell,
         )
-        return state.define_task(name, executor, parents=parents)
+        return state.define_task(name, executor, parents=parents, options=options)
     except GerminateError as err:
         raise UsageError(str(err)) from None
+
+
+def _task_options(
+    ns: dict[str, Any], args: Any, name: str, state: str, where: str
+) -> TaskOptions | None:
+    """The run options of the magic line (None when it gives none); UsageError on mistakes."""
+    given = {
+        "retries": args.retries,
+        "retry_delay": args.retry_delay,
+        "backoff": args.backoff,
+        "timeout": args.timeout,
+        "limit": args.limit,
+    }
+    if args.retry_on:
+        given["retry_on"] = tuple(
+            _exception_class(ns, word.strip(), where)
+            for word in _unquote(args.retry_on).split(",")
+            if word.strip()
+        )
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    try:
+        return task_options(name, state=state, **given)
+    except DeclarationError as err:  # say it in the magic's words
+        text = str(err).replace("retry_delay=", "--retry-delay ").replace("retry_on", "--retry-on")
+        for key in ("retries", "timeout", "limit", "backoff"):
+            text = text.replace(f"{key}=", f"--{key} ")
+        msg = f"{where}: {text.split(': ', 1)[-1]}"
+        raise UsageError(msg) from None
+
+
+def _exception_class(ns: dict[str, Any], word: str, where: str) -> type[BaseException]:
+    """An exception class named in --retry-on: the user's namespace first, then builtins."""
+    found = ns.get(word, getattr(builtins, word, None))
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return found
+    if found is None:
+        known = [n for n in dir(builtins) if n.endswith(("Error", "Exception"))]
+        msg = (
+            f"--retry-on {word} of {where}: no exception class '{word}' in the notebook or the "
+            f"builtins.{did_you_mean(word, known)} Give exception class names, comma-separated, "
+            "e.g. --retry-on TimeoutError,ConnectionError."
+        )
+    else:
+        msg = (
+            f"--retry-on {word} of {where}: '{word}' is a {type(found).__name__}, not an "
+            "exception class. Give exception class names, e.g. --retry-on TimeoutError."
+        )
+    raise UsageError(msg)
 
 
 def _unquote(value: str | None) -> str | None:

@@ -38,6 +38,13 @@ def describe_run(result: RunResult | None, statuses: Mapping[str, str], total: i
         text = f"Running · {done}/{size} done"
         if running:
             text += f" · {_names(sorted(running))} running"
+        runs = result.task_runs
+        retrying = [f"{n} {runs[n].note}" for n in sorted(running) if runs[n].attempt > 1]
+        if retrying:  # "fetch attempt 2/4"
+            text += f" · {_names(retrying)}"
+        waiting = [tr for tr in runs.values() if tr.waiting_for_limit]
+        if waiting:  # "3 waiting (llm 4/4)"
+            text += f" · {len(waiting)} {waiting[0].note}"
         return text
     took = f" in {result.duration:.2f} s" if result.duration is not None else ""
     failed = [r for r in result.task_runs.values() if r.status is TaskStatus.FAILED]

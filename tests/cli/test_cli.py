@@ -84,7 +84,11 @@ def test_json_output_is_one_parsable_document(tmp_path):
         "traceback": None,
         "skipped_because": None,
         "log": "",
+        "attempts": doc["tasks"]["count"]["attempts"],
     }
+    (attempt,) = doc["tasks"]["count"]["attempts"]
+    assert attempt["number"] == 1 and attempt["status"] == "succeeded"
+    assert attempt["error"] is None
 
 
 CHATTY = """
