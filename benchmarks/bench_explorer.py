@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from bench_engine import layered_edges, make_state  # noqa: E402
 
-from germinate_nb import run, use_registry  # noqa: E402
+from germinate_nb import run, set_default_store, use_registry  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,50000")
     parser.add_argument("--repeat", type=int, default=21)
     args = parser.parse_args()
+    set_default_store("off")  # the explorer's costs, not the run store's (bench_engine has it)
     explore_cost([int(s) for s in args.sizes.split(",")])
     redraw_cost()
     live_cost(args.repeat)

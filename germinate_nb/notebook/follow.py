@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,11 @@ _log = logging.getLogger("germinate_nb")
 
 INTERVAL = 0.1
 """Seconds between two widget updates during a run (the picture patch, strip, status line)."""
+UI_SHARE = 0.02
+"""Most of the interpreter the updates during a run may take: an update that cost 5 ms waits
+0.25 s for the next, so the run's own threads keep the GIL 98 % of the time."""
+MAX_PAUSE = 1.0
+"""Longest wait between two updates during a run, however much one costs."""
 IDLE_EXIT = 5.0
 """Seconds without a run after which the UI thread ends."""
 
@@ -148,9 +154,10 @@ class RunFollower:
 
     def _loop(self) -> None:
         busy = True  # a run just started
+        pause = INTERVAL
         while not self._stopped.is_set() and not SHUTTING_DOWN.is_set():
             if busy:
-                self._wake.wait(INTERVAL)  # the run's end wakes it at once
+                self._wake.wait(pause)  # the run's end wakes it at once
             elif not self._wake.wait(IDLE_EXIT):
                 return  # idle: the next run's start starts a new loop
             self._wake.clear()
@@ -159,7 +166,9 @@ class RunFollower:
                 self.stop()
                 return
             try:
+                t0 = time.perf_counter()
                 busy = bool(explorer._apply_run_changes())
+                pause = min(MAX_PAUSE, max(INTERVAL, (time.perf_counter() - t0) / UI_SHARE))
             except Exception as err:
                 report(err)
                 busy = False
