@@ -34,7 +34,9 @@ def explore(target: State | Workflow, **options: Any) -> DagExplorer | HeadlessV
     target
         The state, or a workflow (shown as its state machine; pick a state to see its DAG).
     **options
-        ``reuse`` (default True) and ``max_workers`` for the runs the explorer starts.
+        For the runs the explorer starts: ``reuse`` (default True), ``max_workers``,
+        ``store``, and run-wide ``retries``, ``timeout`` and ``limits`` (``{"llm": 4}``) as
+        for :func:`run`.
     """
     if os.environ.get("GERMINATE_NB_HEADLESS") == "1":
         return HeadlessView(target)

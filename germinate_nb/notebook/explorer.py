@@ -14,6 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
+from germinate_nb.core.options import check_run_options
 from germinate_nb.core.registry import did_you_mean
 from germinate_nb.core.schema import is_any_model
 from germinate_nb.core.snapshot import DagSnapshot
@@ -81,8 +82,17 @@ class DagExplorer(widgets.VBox):
         reuse: bool = True,
         max_workers: int | None = None,
         store: Any = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+        limits: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
+        # the runs the explorer starts get these (checked now: a mistake shows at explore())
+        self.run_options: dict[str, Any] = {
+            "retries": retries,
+            "timeout": timeout,
+            "limits": check_run_options(retries, timeout, limits),
+        }
         self.add_class("germinate-explorer")
         if isinstance(target, Workflow):
             self.workflow: Workflow | None = target
@@ -579,6 +589,7 @@ class DagExplorer(widgets.VBox):
             }
             if self.store is not None:
                 options["store"] = self.store
+            options.update((k, v) for k, v in self.run_options.items() if v is not None)
             try:
                 self._handle = start_run(state, self.input_form.value, **options)
             except DagValidationError as err:

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from germinate_nb import State, TaskExecutor, explore, run
+from germinate_nb.core.options import TaskOptions
 from germinate_nb.notebook.strip import PAGE, TOGGLE_CAP
 from tests.resources.models import X
 
@@ -347,3 +348,33 @@ def test_a_failed_tasks_details_show_the_error_then_the_input_it_got():
     value = shown[input_at:].split("</table>", 1)[0]
     assert "hello" in value and "&lt;script&gt;alert(1)&lt;/script&gt;" in value
     assert "<script>" not in shown
+
+
+def test_the_explorers_runs_take_run_wide_limits_retries_and_timeout():
+    s = State("limited_explorer")
+    spans = []
+    lock = threading.Lock()
+
+    def call(input: X) -> X:
+        t0 = time.perf_counter()
+        time.sleep(0.05)
+        with lock:
+            spans.append((t0, time.perf_counter()))
+        return input
+
+    for i in range(4):
+        s.define_task(
+            f"call{i}",
+            TaskExecutor(f"call{i}_executor", call, input_schema=X, output_schema=X),
+            options=TaskOptions(limit="api"),
+        )
+    with pytest.raises(ValueError, match=r"limit 'api' is 0; give how many tasks"):
+        explore(s, limits={"api": 0})
+    ex = explore(s, limits={"api": 1}, retries=2, timeout=5)
+    ex.input_form.set(x=1)
+    ex.run_button.click()
+    result = ex.wait(10)
+    assert result is not None and result.ok
+    spans.sort()
+    assert len(spans) == 4
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), "two at once"
