@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import tempfile
@@ -675,6 +676,14 @@ def _execute(kc, code: str, timeout: float = 30) -> tuple[str, list[dict]]:
         elif kind == "status" and content["execution_state"] == "idle":
             break
     kc.get_shell_msg(timeout=timeout)
+    # a thread's output may be flushed by the kernel's IO thread just after idle: take it too
+    while True:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.5)
+        except queue.Empty:
+            break
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            streams.append(msg["content"]["text"])
     return "".join(streams), errors
 
 
