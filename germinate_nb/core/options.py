@@ -19,7 +19,11 @@ __all__ = ["OPTION_NAMES", "TaskOptions", "check_limits", "check_run_options", "
 OPTION_NAMES = ("retries", "retry_delay", "backoff", "retry_on", "timeout", "limit")
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_BACKOFF = 2.0
-_LIMIT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+MAX_RETRIES = 10_000
+"""Most retries a task may ask for (each attempt is kept in its TaskRun)."""
+MAX_SECONDS = 30 * 24 * 3600.0
+"""Longest timeout or retry delay, and the most any one retry waits however steep the backoff."""
+_LIMIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # whole name: used with fullmatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +45,16 @@ class TaskOptions:
     limit: str | None = None
 
     def delay(self, k: int) -> float:
-        """Seconds to wait before retry ``k + 1`` (``k`` = 0 for the first retry), no jitter."""
-        return float(self.retry_delay * self.backoff**k)
+        """Seconds to wait before retry ``k + 1`` (``k`` = 0 for the first retry), no jitter.
+
+        At most ``MAX_SECONDS``, however steep the backoff or many the retries.
+        """
+        if self.retry_delay == 0:
+            return 0.0
+        try:
+            return float(min(MAX_SECONDS, self.retry_delay * self.backoff**k))
+        except OverflowError:
+            return MAX_SECONDS
 
     @property
     def is_default(self) -> bool:
@@ -84,15 +96,20 @@ number of extra attempts after a failure), e.g. retries=3.
     """
     where = _where(task, state)
     if retries is not None and (
-        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+        isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES
     ):
         msg = (
-            f"{where}: retries={retries!r} must be an int >= 0 (the number of extra attempts "
-            "after a failure), e.g. retries=3."
+            f"{where}: retries={retries!r} must be an int from 0 to {MAX_RETRIES:,} (the "
+            "number of extra attempts after a failure), e.g. retries=3."
         )
         raise DeclarationError(msg, task=task)
-    if retry_delay is not None and (not _number(retry_delay) or retry_delay < 0):
-        msg = f"{where}: retry_delay={retry_delay!r} must be a number of seconds >= 0, e.g. 1.0."
+    if retry_delay is not None and (
+        not _number(retry_delay) or not 0 <= retry_delay <= MAX_SECONDS
+    ):
+        msg = (
+            f"{where}: retry_delay={retry_delay!r} must be a number of seconds from 0 to "
+            f"{MAX_SECONDS:,.0f} (30 days), e.g. 1.0."
+        )
         raise DeclarationError(msg, task=task)
     if backoff is not None and (not _number(backoff) or backoff < 1):
         msg = (
@@ -100,13 +117,13 @@ number of extra attempts after a failure), e.g. retries=3.
             "times longer than the one before; 1 keeps the delay constant), e.g. 2.0."
         )
         raise DeclarationError(msg, task=task)
-    if timeout is not None and (not _number(timeout) or timeout <= 0):
+    if timeout is not None and (not _number(timeout) or not 0 < timeout <= MAX_SECONDS):
         msg = (
-            f"{where}: timeout={timeout!r} must be a number of seconds > 0, e.g. timeout=30 "
-            "(leave it out for no timeout)."
+            f"{where}: timeout={timeout!r} must be a number of seconds > 0 and at most "
+            f"{MAX_SECONDS:,.0f} (30 days), e.g. timeout=30 (leave it out for no timeout)."
         )
         raise DeclarationError(msg, task=task)
-    if limit is not None and (not isinstance(limit, str) or not _LIMIT_NAME.match(limit)):
+    if limit is not None and (not isinstance(limit, str) or not _LIMIT_NAME.fullmatch(limit)):
         msg = (
             f"{where}: limit={limit!r} must be a name (letters, digits, '_', '.' or '-', "
             "e.g. limit='llm'); the run says how many may run at once: "
@@ -127,6 +144,14 @@ number of extra attempts after a failure), e.g. retries=3.
 def _exception_classes(value: Any, where: str, task: str) -> tuple[type[BaseException], ...]:
     items = value if isinstance(value, (tuple, list)) else (value,)
     bad = [x for x in items if not (isinstance(x, type) and issubclass(x, BaseException))]
+    never = [x.__name__ for x in items if x not in bad and not issubclass(x, Exception)]
+    if never:
+        msg = (
+            f"{where}: retry_on={', '.join(never)} would never retry: only an Exception is "
+            "retried (KeyboardInterrupt, SystemExit and other BaseExceptions always fail the "
+            "task). Give Exception classes, e.g. retry_on=(TimeoutError, ConnectionError)."
+        )
+        raise DeclarationError(msg, task=task)
     if bad or not items:
         shown = ", ".join(repr(x) for x in bad) or "nothing"
         msg = (
@@ -143,12 +168,18 @@ def check_run_options(retries: Any, timeout: Any, limits: Any) -> dict[str, int]
     Raises ``ValueError`` (as ``run()``'s other options do) with the fix.
     """
     if retries is not None and (
-        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+        isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES
     ):
-        msg = f"run(retries={retries!r}): give an int >= 0 (extra attempts per failing task)."
+        msg = (
+            f"run(retries={retries!r}): give an int from 0 to {MAX_RETRIES:,} (extra attempts "
+            "per failing task)."
+        )
         raise ValueError(msg)
-    if timeout is not None and (not _number(timeout) or timeout <= 0):
-        msg = f"run(timeout={timeout!r}): give a number of seconds > 0, or None for no timeout."
+    if timeout is not None and (not _number(timeout) or not 0 < timeout <= MAX_SECONDS):
+        msg = (
+            f"run(timeout={timeout!r}): give a number of seconds > 0 and at most "
+            f"{MAX_SECONDS:,.0f} (30 days), or None for no timeout."
+        )
         raise ValueError(msg)
     return check_limits(limits)
 
@@ -162,11 +193,17 @@ def check_limits(limits: Any) -> dict[str, int] | None:
         raise ValueError(msg)
     out: dict[str, int] = {}
     for name, n in limits.items():
+        if not isinstance(name, str) or not _LIMIT_NAME.fullmatch(name):
+            msg = (
+                f"run(limits=...): {name!r} is not a limit name; use the name the tasks give "
+                "as limit= (letters, digits, '_', '.' or '-'), e.g. limits={'llm': 4}."
+            )
+            raise ValueError(msg)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             msg = (
                 f"run(limits=...): limit '{name}' is {n!r}; give how many tasks tagged "
                 f"limit='{name}' may run at once, an int >= 1."
             )
             raise ValueError(msg)
-        out[str(name)] = n
+        out[name] = n
     return out

@@ -9,12 +9,14 @@ import random
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from germinate_nb.core.executor import DependencyCache
 from germinate_nb.core.options import TaskOptions, check_run_options
+from germinate_nb.core.registry import did_you_mean
 from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
 from germinate_nb.core.validate import problems_error, validate
@@ -220,6 +222,8 @@ class Run:
         )
         phases = snap.phases if strategy == "phases" else None
         limit_of = self._policies(snap)
+        if self._limits:
+            self._check_limit_names(state)
         self.schedule = Schedule(
             snap.names,
             snap.parents,
@@ -254,6 +258,22 @@ class Run:
         self._on_finish: list[Callable[[], None]] = []
         self._t0 = 0.0
         self._active = False  # counted in the process's active runs (see store.run_started)
+
+    def _check_limit_names(self, state: State) -> None:
+        """A ``limits=`` name no task of the state uses is most likely a typo: say so."""
+        used = {
+            spec.options.limit
+            for spec in state.snapshot().tasks.values()
+            if spec.options is not None and spec.options.limit
+        }
+        for name in self._limits or {}:
+            if name not in used:
+                hint = did_you_mean(name, sorted(used))
+                msg = (
+                    f"run(limits=...): no task of state '{state.name}' has limit='{name}', so "
+                    f"that limit holds nothing back.{hint}"
+                )
+                warnings.warn(msg, UserWarning, stacklevel=5)
 
     def _policies(self, snap: DagSnapshot) -> dict[str, str] | None:
         """Fill ``_policy`` (tasks with retries or a timeout); return the tasks' limits."""

@@ -18,6 +18,10 @@ __all__ = ["TIMERS", "TimerThread"]
 _log = logging.getLogger("germinate_nb")
 
 
+MAX_WAIT = 3600.0
+"""Longest single wait of the timer thread; a later due time is waited for in steps."""
+
+
 class TimerThread:
     """Calls ``fn()`` at ``time.monotonic()`` due times, in due order, on one daemon thread.
 
@@ -69,7 +73,9 @@ class TimerThread:
                             self._cancelled.discard(handle)
                             continue
                         break
-                    self._cond.wait(heap[0][0] - now if heap else None)
+                    # never past what the platform can wait for (a huge due time would raise
+                    # OverflowError here and end the process's timer thread)
+                    self._cond.wait(min(heap[0][0] - now, MAX_WAIT) if heap else None)
             try:
                 fn()
             except BaseException:  # noqa: BLE001 - a timer never kills the thread

@@ -522,6 +522,7 @@ def declare_task(shell: Any, line: str, cell: str) -> Any:
         raise UsageError(msg) from None
     for key in ("name", "state", "after", "input_model", "output_model", "namespace", "limit"):
         setattr(args, key, _unquote(getattr(args, key)))
+    _refuse_repeated_options(line)
     name = args.name
     where = f"%%germinate_task {name}"
     if not name.isidentifier():
@@ -568,6 +569,20 @@ def declare_task(shell: Any, line: str, cell: str) -> Any:
         raise UsageError(str(err)) from None
 
 
+def _refuse_repeated_options(line: str) -> None:
+    """``--retries 2 --retries 3``: say so, rather than silently keep the last."""
+    seen: set[str] = set()
+    for word in line.split():
+        if word.startswith("--"):
+            option = word.split("=", 1)[0]
+            if option in seen:
+                msg = (
+                    f"%%germinate_task: {option} is given twice in `{line.strip()}`; give it once."
+                )
+                raise UsageError(msg)
+            seen.add(option)
+
+
 def _task_options(
     ns: dict[str, Any], args: Any, name: str, state: str, where: str
 ) -> TaskOptions | None:
@@ -591,7 +606,16 @@ def _task_options(
     try:
         return task_options(name, state=state, **given)
     except DeclarationError as err:  # say it in the magic's words
-        text = str(err).replace("retry_delay=", "--retry-delay ").replace("retry_on", "--retry-on")
+        text = (
+            str(err)
+            .replace(
+                "retry_on=(TimeoutError, ConnectionError)",
+                "--retry-on TimeoutError,ConnectionError",
+            )
+            .replace("retry_delay=", "--retry-delay ")
+            .replace("retry_on=", "--retry-on ")
+            .replace("retry_on", "--retry-on")
+        )
         for key in ("retries", "timeout", "limit", "backoff"):
             text = text.replace(f"{key}=", f"--{key} ")
         msg = f"{where}: {text.split(': ', 1)[-1]}"
@@ -599,8 +623,14 @@ def _task_options(
 
 
 def _exception_class(ns: dict[str, Any], word: str, where: str) -> type[BaseException]:
-    """An exception class named in --retry-on: the user's namespace first, then builtins."""
-    found = ns.get(word, getattr(builtins, word, None))
+    """An exception class named in --retry-on: the user's namespace first, then builtins.
+
+    A dotted name (``asyncio.TimeoutError``) is looked up from its first part on.
+    """
+    head, *rest = word.split(".")
+    found = ns.get(head, getattr(builtins, head, None))
+    for part in rest:
+        found = getattr(found, part, None) if found is not None else None
     if isinstance(found, type) and issubclass(found, BaseException):
         return found
     if found is None:

@@ -265,10 +265,15 @@ def test_options_leave_the_fingerprint_text_but_keep_the_rest():
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"retries": -1}, r"task 'x' in state 'opts': retries=-1 must be an int >= 0"),
+        ({"retries": -1}, r"task 'x' in state 'opts': retries=-1 must be an int from 0 to"),
+        ({"retries": 10**9}, r"retries=1000000000 must be an int from 0 to 10,000"),
+        ({"timeout": 1e10}, r"timeout=10000000000.0 must be .* at most 2,592,000 \(30 days\)"),
+        ({"retry_delay": 1e10}, r"retry_delay=10000000000.0 must be .* from 0 to 2,592,000"),
+        ({"limit": "llm\n"}, r"limit='llm\\n' must be a name"),
+        ({"retry_on": KeyboardInterrupt}, r"retry_on=KeyboardInterrupt would never retry"),
         ({"retries": 1.5}, "retries=1.5 must be an int"),
         ({"timeout": 0}, r"timeout=0 must be a number of seconds > 0"),
-        ({"retry_delay": -1}, "retry_delay=-1 must be a number of seconds >= 0"),
+        ({"retry_delay": -1}, "retry_delay=-1 must be a number of seconds from 0"),
         ({"backoff": 0.5}, "backoff=0.5 must be a number >= 1"),
         ({"limit": "a b"}, r"limit='a b' must be a name .* limits=\{'llm': 4\}"),
         (
@@ -290,8 +295,12 @@ def test_bad_options_are_declaration_errors_naming_the_fix(options, match):
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"retries": -2}, r"run\(retries=-2\): give an int >= 0"),
+        ({"retries": -2}, r"run\(retries=-2\): give an int from 0 to 10,000"),
         ({"timeout": -1}, r"run\(timeout=-1\): give a number of seconds > 0"),
+        ({"timeout": 1e10}, r"run\(timeout=10000000000.0\): .* at most 2,592,000"),
+        ({"limits": {"": 1}}, r"run\(limits=...\): '' is not a limit name"),
+        ({"limits": {1: 2}}, r"run\(limits=...\): 1 is not a limit name"),
+        ({"limits": {"llm ": 1}}, r"'llm ' is not a limit name"),
         ({"limits": {"llm": 0}}, r"limit 'llm' is 0; give how many tasks tagged limit='llm'"),
         ({"limits": ["llm"]}, r"give a dict of limit name to count"),
     ],
@@ -325,3 +334,33 @@ def test_failed_attempts_are_recorded_in_the_store(tmp_path):
     assert [(r.attempt, r.status) for r in rows] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
     assert "flaked on call 1" in rows[0].error
     store.close()
+
+
+def test_a_limit_name_no_task_uses_warns_with_a_did_you_mean():
+    s = State("typo_limits")
+
+    @s.task(limit="llm")
+    def x(input: N) -> N:
+        return input
+
+    with pytest.warns(UserWarning, match=r"no task of state 'typo_limits' has limit='lm'.*'llm'"):
+        result = run(s, {"n": 1}, limits={"lm": 1}, echo=False)
+    assert result.ok
+
+
+def test_the_longest_backoff_saturates_instead_of_overflowing():
+    from germinate_nb.core.options import MAX_SECONDS, task_options
+
+    steep = task_options("t", retries=10_000, retry_delay=0.001, backoff=2.0)
+    assert steep.delay(5_000) == MAX_SECONDS  # 2.0 ** 5000 overflows a float
+    assert task_options("t", retries=10_000, retry_delay=0).delay(5_000) == 0.0
+
+
+def test_a_due_time_past_what_the_platform_can_wait_keeps_the_timer_thread_alive():
+    from germinate_nb.execution.timers import TIMERS
+
+    far = TIMERS.call_later(1e12, lambda: None)  # OverflowError in Condition.wait once
+    fired = threading.Event()
+    TIMERS.call_later(0.01, fired.set)
+    assert fired.wait(5), "the timer thread died"
+    TIMERS.cancel(far)

@@ -83,3 +83,33 @@ def test_deep_json_through_the_line_magic_is_usage_error(chain):
     deeper_than_the_recursion_limit = "[" * 5_000
     with pytest.raises(UsageError, match=r"--input is JSON nested too deeply to read"):
         g(chain, f"run --input '{deeper_than_the_recursion_limit}'")
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ("--retries 2 --retries 3", r"--retries is given twice .*; give it once"),
+        ("--limit a --limit=b", r"--limit is given twice"),
+        ("--retry-on ''", r"--retry-on must be .* E\.g\. --retry-on TimeoutError,ConnectionError"),
+        ("--retry-on KeyboardInterrupt", r"--retry-on KeyboardInterrupt would never retry"),
+        ("--retry-on asyncio.Nope", r"no exception class 'asyncio\.Nope'"),
+    ],
+)
+def test_task_option_mistakes_on_the_magic_line(ip, options, match):
+    ip.run_cell("import asyncio")
+    with pytest.raises(UsageError, match=match) as info:
+        ip.run_cell_magic("germinate_task", f"opt_task --output Counts {options}", "Counts(n=1)")
+    assert "\n" not in str(info.value)
+
+
+def test_a_dotted_retry_on_name_is_looked_up(ip):
+    import asyncio
+
+    from germinate_nb import TaskRegistry
+
+    ip.run_cell("import asyncio")
+    ip.run_cell_magic(
+        "germinate_task", "dotted --output Counts --retry-on asyncio.TimeoutError", "Counts(n=1)"
+    )
+    task = TaskRegistry.default().states["main"].get("dotted")
+    assert task.options.retry_on == (asyncio.TimeoutError,)
