@@ -91,8 +91,8 @@ def task_options(
     >>> task_options("fetch", retries=-1)
     Traceback (most recent call last):
     ...
-    germinate_nb.errors.DeclarationError: task 'fetch': retries=-1 must be an int >= 0 (the \
-number of extra attempts after a failure), e.g. retries=3.
+    germinate_nb.errors.DeclarationError: task 'fetch': retries=-1 must be an int from 0 to \
+10,000 (the number of extra attempts after a failure), e.g. retries=3.
     """
     where = _where(task, state)
     if retries is not None and (
