@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.lab import ARGS, CHROMIUM, start_lab  # noqa: E402
+from tests.e2e.lab import ARGS, CHROMIUM, start_lab, write_notebook  # noqa: E402
 
 LAYERED = """
 from pydantic import BaseModel
@@ -73,17 +72,6 @@ print("RATIOS", json.dumps(ratios))
 """
 
 
-def write(root: Path, name: str, cells: list[str]) -> str:
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, root / name)
-    return name
-
-
 def open_and_run_all(page, lab, name: str) -> None:
     page.goto(lab.url(f"lab/workspaces/bench{time.time_ns()}/tree/{name}"))
     page.wait_for_selector(".jp-Notebook", timeout=60_000)
@@ -97,7 +85,7 @@ def open_and_run_all(page, lab, name: str) -> None:
 
 
 def click_latency(browser, lab, n: int, width: int, clicks: int = 7) -> tuple[float, float]:
-    name = write(lab.root, f"click{n}.ipynb", [LAYERED.format(n=n, width=width)])
+    name = write_notebook(lab.root, f"click{n}.ipynb", [LAYERED.format(n=n, width=width)])
     page = browser.new_page(viewport={"width": 1600, "height": 1200})
     open_and_run_all(page, lab, name)
     page.wait_for_function(
@@ -150,7 +138,7 @@ def large_dag_ratios(browser, lab, with_explorer: bool) -> list[float]:
         makespan,
         TIMED,
     ]
-    name = write(lab.root, f"large_{with_explorer}.ipynb", cells)
+    name = write_notebook(lab.root, f"large_{with_explorer}.ipynb", cells)
     page = browser.new_page(viewport={"width": 1600, "height": 1200})
     open_and_run_all(page, lab, name)
     deadline = time.time() + 300

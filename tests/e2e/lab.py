@@ -13,6 +13,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -112,3 +115,15 @@ def start_lab(base: Path) -> Lab:
                 msg = f"JupyterLab did not start:\n{(base / 'lab.log').read_text()[-3000:]}"
                 raise RuntimeError(msg) from None
             time.sleep(0.3)
+
+
+def write_notebook(root: Path, name: str, cells: list[str]) -> str:
+    """Write a notebook of these code cells (Python 3 kernel) as ``root / name``; its name."""
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, root / name)
+    return name

@@ -8,11 +8,10 @@ import re
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.e2e.conftest import open_notebook, run_all
+from tests.e2e.lab import write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +43,6 @@ for i in range({width}, {n}):
     above = (i // {width} - 1) * {width}
     tasks[i].add_parents([tasks[i - {width}], tasks[above + (i - above + 1) % {width}]])
 """
-
-
-def write(lab, name: str, cells: list[str]) -> str:
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, lab.root / name)
-    return name
 
 
 def shot(locator, tmp_path: Path, name: str) -> Path:
@@ -122,8 +110,8 @@ def canvas_ready(page, n: int) -> None:
 
 
 def test_click_hover_search_and_zoom_on_a_12_task_dag(page, lab, tmp_path):
-    name = write(
-        lab,
+    name = write_notebook(
+        lab.root,
         "canvas12.ipynb",
         [
             LAYERED.format(name="twelve", n=12, width=4, failing=9),
@@ -181,8 +169,8 @@ def test_click_hover_search_and_zoom_on_a_12_task_dag(page, lab, tmp_path):
 
 
 def test_a_1000_task_dag_stays_responsive(page, lab, tmp_path):
-    name = write(
-        lab,
+    name = write_notebook(
+        lab.root,
         "canvas1000.ipynb",
         [
             LAYERED.format(name="thousand", n=1000, width=40, failing=-1),
@@ -230,8 +218,8 @@ def switch_to_dark(page) -> None:
 def test_the_picture_follows_the_dark_theme(page, lab, tmp_path):
     from matplotlib.image import imread
 
-    name = write(
-        lab,
+    name = write_notebook(
+        lab.root,
         "dark.ipynb",
         [LAYERED.format(name="dark", n=12, width=4, failing=-1), "ex = explore(s)\nex"],
     )

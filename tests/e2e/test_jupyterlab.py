@@ -7,9 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.e2e.conftest import (
     REPO,
@@ -19,6 +17,7 @@ from tests.e2e.conftest import (
     task_button,
     wait_for_statuses,
 )
+from tests.e2e.lab import write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -26,17 +25,6 @@ MODELS = (
     "from pydantic import BaseModel\nfrom germinate_nb import State, explore\n"
     "class X(BaseModel):\n    x: int = 1\n"
 )
-
-
-def write_notebook(lab, name, cells):
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, lab.root / name)
-    return name
 
 
 def click_explorer_button(page, label):
@@ -73,7 +61,7 @@ def test_quickstart_run_all_then_run_button(page, lab, tmp_path):
 
 def test_failing_task_shows_failed_skipped_and_message(page, lab, tmp_path):
     name = write_notebook(
-        lab,
+        lab.root,
         "failing.ipynb",
         [
             MODELS + "s = State('failing')",
@@ -96,7 +84,7 @@ def test_failing_task_shows_failed_skipped_and_message(page, lab, tmp_path):
 
 def test_stop_cancels_and_kernel_stays_usable(page, lab, tmp_path):
     name = write_notebook(
-        lab,
+        lab.root,
         "slow.ipynb",
         [
             MODELS + "import asyncio\ns = State('slow')",
@@ -129,7 +117,7 @@ def test_stop_cancels_and_kernel_stays_usable(page, lab, tmp_path):
 
 def test_magic_cell_after_explorer_updates_it_in_place(page, lab, tmp_path):
     name = write_notebook(
-        lab,
+        lab.root,
         "live.ipynb",
         [
             MODELS + "s = State('live')\n@s.task()\ndef first(input: X) -> X:\n    return input",

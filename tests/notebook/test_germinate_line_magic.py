@@ -2,21 +2,11 @@ import pytest
 from IPython.core.error import UsageError
 
 from germinate_nb import RunResult, TaskRegistry
+from tests.notebook.conftest import g
 
 
 def declare(ip, line, body):
     ip.run_cell_magic("germinate_task", line, body)
-
-
-@pytest.fixture
-def chain(ip):
-    declare(ip, "tokenize --input Query --output Tokens", "Tokens(tokens=input.text.split())")
-    declare(ip, "count --after tokenize --output Counts", "Counts(n=len(input.tokens))")
-    return ip
-
-
-def g(ip, line):
-    return ip.run_line_magic("germinate", line)
 
 
 def test_list_shows_states_tasks_and_phases(chain):

@@ -5,22 +5,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-
-@pytest.fixture
-def chain(ip):
-    ip.run_cell_magic(
-        "germinate_task",
-        "tokenize --input Query --output Tokens",
-        "Tokens(tokens=input.text.split())",
-    )
-    ip.run_cell_magic(
-        "germinate_task", "count --after tokenize --output Counts", "Counts(n=len(input.tokens))"
-    )
-    return ip
-
-
-def g(ip, line):
-    return ip.run_line_magic("germinate", line)
+from tests.notebook.conftest import g
 
 
 @pytest.mark.parametrize(

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import queue
 
 import pytest
-from jupyter_client.manager import start_new_kernel
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
-    env = dict(os.environ)
-    env["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
-    env["MPLBACKEND"] = "Agg"
-    km, kc = start_new_kernel(kernel_name="python3", env=env, startup_timeout=60)
-    yield kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
 
 
 def execute(kc, code, timeout=60):

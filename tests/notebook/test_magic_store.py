@@ -10,6 +10,7 @@ from IPython.core.error import UsageError
 from germinate_nb import TaskRegistry
 from germinate_nb.execution import store as store_module
 from germinate_nb.execution.store import default_store_choice, set_default_store
+from tests.notebook.conftest import g
 
 
 @pytest.fixture(autouse=True)
@@ -19,23 +20,6 @@ def isolated_stores():
     set_default_store(None)
     for key in set(store_module._REGISTRY) - before:
         store_module._REGISTRY.pop(key).close(warn=False)
-
-
-@pytest.fixture
-def chain(ip):
-    ip.run_cell_magic(
-        "germinate_task",
-        "tokenize --input Query --output Tokens",
-        "Tokens(tokens=input.text.split())",
-    )
-    ip.run_cell_magic(
-        "germinate_task", "count --after tokenize --output Counts", "Counts(n=len(input.tokens))"
-    )
-    return ip
-
-
-def g(ip, line):
-    return ip.run_line_magic("germinate", line)
 
 
 def test_store_info_when_the_environment_turns_it_off(chain):

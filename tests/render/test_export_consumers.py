@@ -18,6 +18,7 @@ import pytest
 from germinate_nb.render.export import export_state
 from germinate_nb.render.mpl import draw_workflow, figure_png, figure_svg
 from germinate_nb.render.text import to_dot, to_mermaid
+from tests.e2e.lab import ARGS, CHROMIUM
 from tests.render.hostile import (
     HOSTILE_CHARS,
     HOSTILE_NAMES,
@@ -32,16 +33,6 @@ from tests.render.hostile import (
 
 MERMAID_DIR = Path(__file__).resolve().parents[1] / "resources" / "mermaid"
 MERMAID_BUNDLE = MERMAID_DIR / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STATUSES = ["pending", "running", "succeeded", "failed", "skipped", "cached", "cancelled"]
 
 PARSE = """async (text) => {
@@ -97,7 +88,7 @@ def mermaid_page():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page()
             page.set_content("<!doctype html><html><body></body></html>")

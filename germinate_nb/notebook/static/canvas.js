@@ -530,18 +530,22 @@ function render({ model, el }) {
   const onGeometry = () => loadGeometry();
   const onSel = () => schedule();
   const onSearch = () => loadSearch();
-  model.on("change:matches", onSearch);
   const onFocus = () => loadFocus();
   const onPalette = () => { updateLegend(); schedule(); };
   const onSvgEdges = () => schedule();
-  model.on("change:svg_edges", onSvgEdges);
-  model.on("change:background", onGeometry);
-  model.on("change:names", onGeometry);
-  model.on("change:selected", onSel);
-  model.on("change:search", onSearch);
-  model.on("change:focus_names", onFocus);
-  model.on("change:palette", onPalette);
-  model.on("change:phase_x", onSel);
+  // every model event this view listens to, subscribed here and dropped when the view goes
+  const listeners = [
+    ["change:matches", onSearch],
+    ["change:search", onSearch],
+    ["change:svg_edges", onSvgEdges],
+    ["change:background", onGeometry],
+    ["change:names", onGeometry],
+    ["change:selected", onSel],
+    ["change:phase_x", onSel],
+    ["change:focus_names", onFocus],
+    ["change:palette", onPalette],
+  ];
+  for (const [event, fn] of listeners) model.on(event, fn);
 
   // theme switches (JupyterLab sets data-jp-theme-name on <body>) repaint the canvas
   const themeObs = new MutationObserver(() => { schedule(); setTimeout(schedule, 400); });
@@ -574,15 +578,7 @@ function render({ model, el }) {
     model.off("msg:custom", onMsg);
     ro.disconnect();
     themeObs.disconnect();
-    model.off("change:background", onGeometry);
-    model.off("change:names", onGeometry);
-    model.off("change:selected", onSel);
-    model.off("change:search", onSearch);
-    model.off("change:matches", onSearch);
-    model.off("change:focus_names", onFocus);
-    model.off("change:palette", onPalette);
-    model.off("change:svg_edges", onSvgEdges);
-    model.off("change:phase_x", onSel);
+    for (const [event, fn] of listeners) model.off(event, fn);
   };
 }
 
