@@ -126,6 +126,9 @@ class RunControl(Protocol):
     def deliver(self, outcome: Outcome) -> None:
         """Hand over a task's outcome (from any thread; never raises)."""
 
+    def deliver_all(self, outcomes: Sequence[Outcome]) -> None:
+        """Hand over several outcomes at once, in order (as many ``deliver`` calls)."""
+
 
 @runtime_checkable
 class Backend(Protocol):

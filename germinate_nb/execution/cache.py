@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -17,28 +17,20 @@ UNHASHABLE = object()
 """The input dump of a task whose input could not be dumped: never reused."""
 
 
-class CacheEntry:
+class CacheEntry(NamedTuple):
     """The last successful run of a task: the fingerprint of the code that ran, and dumps.
 
     Holding dumps (``model_dump()``, fresh containers), not the models handed to the user,
     isolates the cache from user mutation: mutating ``result.outputs["t"].tokens`` does not
     change what a later reuse hands downstream. A hit rebuilds a fresh output model from the
     dump (one ``model_validate``); values of arbitrary types (a numpy array) are shared.
+    A tuple: a run makes one per task that succeeds.
     """
 
-    __slots__ = ("fingerprint", "input_dump", "output_dump", "output_type")
-
-    def __init__(
-        self,
-        fingerprint: str,
-        input_dump: Any,
-        output_dump: dict[str, Any],
-        output_type: type[BaseModel],
-    ) -> None:
-        self.fingerprint = fingerprint
-        self.input_dump = input_dump
-        self.output_dump = output_dump
-        self.output_type = output_type
+    fingerprint: str
+    input_dump: Any
+    output_dump: dict[str, Any]
+    output_type: type[BaseModel]
 
     def __repr__(self) -> str:
         return f"<CacheEntry {self.output_type.__name__} fingerprint {self.fingerprint}>"

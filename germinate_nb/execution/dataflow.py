@@ -14,7 +14,14 @@ from germinate_nb.errors import MergeConflictError, TaskInputError, TaskOutputEr
 from germinate_nb.execution.result import short_repr
 from germinate_nb.execution.tracebacks import safe_str
 
-__all__ = ["build_input", "coerce_output", "dump_output", "merge_outputs", "run_input_dict"]
+__all__ = [
+    "build_input",
+    "coerce_output",
+    "dump_output",
+    "merge_dumps",
+    "merge_outputs",
+    "run_input_dict",
+]
 
 
 def run_input_dict(input: Any) -> dict[str, Any]:
@@ -53,24 +60,53 @@ def merge_outputs(
     ...
     germinate_nb.errors.MergeConflictError: task 'c' in state 's' gets key 'x' from parents ...
     """
-    if len(parent_dumps) == 1:
-        return dict(parent_dumps[0][1])
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-    for parent, dump in parent_dumps:
-        for key, value in dump.items():
-            if key in merged and not _same(merged[key], value):
-                first = origin[key]
-                msg = (
-                    f"task '{task}' in state '{state}' gets key '{key}' from parents '{first}' "
-                    f"({short_repr(merged[key])}) and '{parent}' ({short_repr(value)}) with "
-                    "different values. Rename the field in one parent's output model, or make "
-                    "the parents agree."
-                )
-                raise MergeConflictError(msg, task=task, key=key, parents=(first, parent))
-            merged[key] = value
-            origin.setdefault(key, parent)
+    dumps = dict(parent_dumps)
+    return merge_dumps(task, state, [parent for parent, _ in parent_dumps], dumps)
+
+
+def merge_dumps(
+    task: str, state: str, parents: Sequence[str], dumps: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """:func:`merge_outputs` of ``parents``, whose dumps ``dumps`` holds (a run's own, by task).
+
+    A fresh dict; a key that comes again keeps its first value (they are equal).
+    """
+    merged = dict(dumps[parents[0]])
+    for i in range(1, len(parents)):
+        for key, value in dumps[parents[i]].items():
+            if key not in merged:
+                merged[key] = value
+                continue
+            first = merged[key]
+            if first is value:
+                continue
+            try:
+                if (first == value) is True:  # the common case, without _same's call
+                    continue
+            except Exception:
+                pass
+            if not _same(first, value):
+                _conflict(task, state, parents[: i + 1], dumps, key)
     return merged
+
+
+def _conflict(
+    task: str,
+    state: str,
+    parents: Sequence[str],
+    dumps: Mapping[str, Mapping[str, Any]],
+    key: str,
+) -> None:
+    """Raise the MergeConflictError for ``key``: its first parent against the last one."""
+    first = next(p for p in parents if key in dumps[p])
+    parent = parents[-1]
+    msg = (
+        f"task '{task}' in state '{state}' gets key '{key}' from parents '{first}' "
+        f"({short_repr(dumps[first][key])}) and '{parent}' ({short_repr(dumps[parent][key])}) "
+        "with different values. Rename the field in one parent's output model, or make the "
+        "parents agree."
+    )
+    raise MergeConflictError(msg, task=task, key=key, parents=(first, parent))
 
 
 def _same(a: Any, b: Any) -> bool:

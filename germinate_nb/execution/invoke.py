@@ -20,7 +20,7 @@ from germinate_nb.core.schema import MergedInput, is_any_model
 from germinate_nb.errors import MergeConflictError, TaskCancelledError, TaskInputError
 from germinate_nb.execution.backend import Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE
-from germinate_nb.execution.dataflow import build_input, coerce_output, dump_output, merge_outputs
+from germinate_nb.execution.dataflow import build_input, coerce_output, dump_output, merge_dumps
 from germinate_nb.execution.logs import _ROUTE
 from germinate_nb.execution.result import TaskError
 from germinate_nb.execution.tracebacks import (
@@ -82,7 +82,7 @@ def _prepare(job: Job) -> tuple[BaseModel | None, Any]:
         if len(parents) == 1:  # its dump as it is: the engine's own, never handed to the user
             data = inputs[parents[0]]
         else:
-            data = merge_outputs(job.name, job.state, [(p, inputs[p]) for p in parents])
+            data = merge_dumps(job.name, job.state, parents, inputs)
     else:
         data = job.run_input or {}
     if executor._plain_input:  # the common case, without the wrapping of build_input
@@ -206,7 +206,7 @@ def execute(
         _ROUTE.reset(token)
     return Outcome(
         job.name, "ok", output, dump, model, key, None, start,
-        time.perf_counter() - t0, lane, executor.fingerprint,
+        time.perf_counter() - t0, lane, executor._fingerprint or executor.fingerprint,
         None, job._log.text if job._log is not None else "", False, job.attempt,
     )  # fmt: skip
 
@@ -236,10 +236,18 @@ async def aexecute(
                 value = await executor.callable(model)
             else:
                 value = await executor.invoke(model, job.deps)
-            output, dump = _output(job, value)
+            if type(value) is executor.output_schema:  # the common case, without _output's call
+                output = value
+                try:
+                    dump = value.__pydantic_serializer__.to_python(value)
+                except Exception:
+                    dump = dump_output(value, job.name, job.state)  # raises, explained
+            else:
+                output, dump = _output(job, value)
             outcome = Outcome(
                 job.name, "ok", output, dump, model, key, None, start,
-                time.perf_counter() - t0, lane, executor.fingerprint,
+                time.perf_counter() - t0, lane, executor._fingerprint or executor.fingerprint,
+                None, "", False, job.attempt,
             )  # fmt: skip
     except asyncio.CancelledError as err:
         if job.cancel.is_set():

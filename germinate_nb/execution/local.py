@@ -6,6 +6,7 @@ import asyncio
 import functools
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -13,10 +14,19 @@ from typing import Any
 from germinate_nb.execution.backend import Job, Outcome, RunControl
 from germinate_nb.execution.invoke import aexecute, execute
 
-__all__ = ["DEFAULT_MAX_WORKERS", "POOL", "LocalBackend", "LoopThread", "WorkerPool"]
+__all__ = [
+    "BATCH_SECONDS",
+    "DEFAULT_MAX_WORKERS",
+    "POOL",
+    "LocalBackend",
+    "LoopThread",
+    "WorkerPool",
+]
 
 DEFAULT_MAX_WORKERS = 32
 """Thread pool size when ``max_workers`` is not given: tasks are usually IO-bound."""
+BATCH_SECONDS = 0.002
+"""Inline (``max_workers=1``), outcomes of tasks ending within this time go to the run at once."""
 
 
 class LoopThread:
@@ -147,6 +157,7 @@ class LocalBackend:
         self._running: dict[str, Job] = {}  # sync task -> the job whose code is running
         self._tasks: dict[tuple[str, int], Any] = {}  # (async task, attempt) -> asyncio.Task
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
+        self._async_ended: list[Outcome] = []  # outcomes of this loop turn, not yet delivered
         self._passthrough: tuple[type[BaseException], ...] = ()
 
     def __repr__(self) -> str:
@@ -225,18 +236,38 @@ class LocalBackend:
             pass
 
     def join(self, finished: threading.Event) -> None:
-        """Wait for the run's end, running inline jobs meanwhile (Ctrl-C interrupts)."""
+        """Wait for the run's end, running inline jobs meanwhile (Ctrl-C interrupts).
+
+        Inline, the outcomes of tasks that end within ``BATCH_SECONDS`` of each other go to
+        the run together (see :meth:`Run.deliver_all`); a task's status is that late at most.
+        """
         if not self.inline:
             finished.wait()
             return
         jobs = self._inline_jobs
         lane = threading.current_thread().name
         passthrough = self._passthrough
-        while not finished.is_set():
-            job = jobs.get()
-            while job is not None:  # wake() puts None once the run has finished
-                self._run_sync(job, lane, passthrough)
+        run = self._run
+        assert run is not None
+        clock = time.perf_counter
+        done: list[Outcome] = []
+        first = 0.0
+        try:
+            while not finished.is_set():
                 job = jobs.get()
+                while job is not None:  # wake() puts None once the run has finished
+                    outcome = self._execute(job, lane, passthrough)
+                    if outcome is not None:
+                        if not done:
+                            first = clock()
+                        done.append(outcome)
+                    if done and (jobs.empty() or clock() - first >= BATCH_SECONDS):
+                        batch, done = done, []
+                        run.deliver_all(batch)
+                    job = jobs.get()
+        finally:
+            if done:  # Ctrl-C in a task: what ended before it is not lost
+                run.deliver_all(done)
 
     def wake(self) -> None:
         """Let ``join`` return."""
@@ -272,6 +303,15 @@ class LocalBackend:
                 job = self._waiting.popleft()
 
     def _run_sync(self, job: Job, lane: str, passthrough: tuple[type[BaseException], ...]) -> None:
+        outcome = self._execute(job, lane, passthrough)
+        if outcome is not None:
+            assert self._run is not None
+            self._run.deliver(outcome)
+
+    def _execute(
+        self, job: Job, lane: str, passthrough: tuple[type[BaseException], ...]
+    ) -> Outcome | None:
+        """Run a sync job here; None when the run was cancelled before it started."""
         # Mark first, check the cancel signal second: a cancel either sees the task running
         # (and reports it in the background) or the task sees the cancel and never starts.
         name = job.name
@@ -279,14 +319,12 @@ class LocalBackend:
         running[name] = job
         if job.cancel.is_set():
             del running[name]
-            return
+            return None
         try:
-            outcome = execute(job, lane, passthrough)
+            return execute(job, lane, passthrough)
         finally:
             if running.get(name) is job:  # a retry of an abandoned attempt may run meanwhile
                 del running[name]
-        assert self._run is not None
-        self._run.deliver(outcome)
 
     # -- async tasks --------------------------------------------------------------------------
 
@@ -317,6 +355,16 @@ class LocalBackend:
                 tasks[job.name, job.attempt] = loop.create_task(aexecute(job, "event loop", done))
 
     def _async_done(self, outcome: Outcome) -> None:
+        """An async task ended (on the loop): one loop turn's outcomes go to the run at once."""
         self._tasks.pop((outcome.name, outcome.attempt), None)
+        ended = self._async_ended
+        ended.append(outcome)
+        if len(ended) == 1:
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._deliver_async)
+
+    def _deliver_async(self) -> None:
+        ended, self._async_ended = self._async_ended, []
         assert self._run is not None
-        self._run.deliver(outcome)
+        self._run.deliver_all(ended)

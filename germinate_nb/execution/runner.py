@@ -36,8 +36,9 @@ from germinate_nb.execution.result import (
     TaskError,
     TaskRun,
     TaskStatus,
+    pending_task_runs,
 )
-from germinate_nb.execution.schedule import Schedule
+from germinate_nb.execution.schedule import Schedule, parent_counts
 from germinate_nb.execution.store import (
     ReuseLookup,
     RunStore,
@@ -56,7 +57,7 @@ _RUNNING, _SUCCEEDED, _FAILED = TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskSt
 _SKIPPED, _CACHED, _CANCELLED = TaskStatus.SKIPPED, TaskStatus.CACHED, TaskStatus.CANCELLED
 SETTLE_TIMEOUT = 2.0
 """Seconds a cancel waits for cancelled async tasks to unwind before reporting the run over."""
-_record_of = tuple.__new__  # TaskRecord(...) without NamedTuple's keyword handling
+_new_tuple = tuple.__new__  # TaskRecord(...), CacheEntry(...) without NamedTuple's keywords
 JITTER = 0.1
 """A retry waits its delay times 1 to 1 + JITTER (retries of many tasks do not line up)."""
 _DEFAULT_OPTIONS = TaskOptions()
@@ -212,11 +213,12 @@ class Run:
         snap = self.snapshot
         self.result = RunResult(
             state.name,
-            {n: TaskRun(n) for n in snap.names},
+            pending_task_runs(snap.names),
             run_id=self.run_id,
             parents=snap.parents,
             targets=self._targets,
         )
+        self._runs = self.result.task_runs
         self.dispatcher = Dispatcher(
             [*as_observers(observers), *state.registry.run_observers], self.result
         )
@@ -231,6 +233,7 @@ class Run:
             phases=phases,
             limit_of=limit_of,
             capacity=self._limits if limit_of else None,
+            counts=snap.memo("parent counts", lambda: parent_counts(snap.names, snap.parents)),
         )
         self._limited = bool(limit_of) and bool(self._limits)
         if self._limited:
@@ -243,6 +246,7 @@ class Run:
         self.finished = threading.Event()
         self._lock = threading.RLock()
         self._closed = False
+        self._failed = False  # a task failed (or the run itself did): the run did not succeed
         self._dumps: dict[str, dict[str, Any]] = {}
         self._early: dict[str, Outcome] = {}  # eager backends: outcomes ahead of the schedule
         self._cache = state.registry.cache
@@ -254,7 +258,12 @@ class Run:
         self._timers: dict[str, int] = {}  # task -> its retry timer
         self._emit = self.dispatcher.emit if self.dispatcher.active else None
         # per task, what making its job needs (plain dicts: the hot path reads them)
-        self._plan = {n: (t.executor, t.parents, bool(t.children)) for n, t in snap.tasks.items()}
+        self._plan: dict[str, tuple[Any, tuple[str, ...]]] = snap.memo(
+            "run plan", lambda: {n: (t.executor, t.parents) for n, t in snap.tasks.items()}
+        )
+        self._keys: dict[str, tuple[str, str]] = snap.memo(  # the reuse cache's keys
+            "cache keys", lambda: {n: (snap.state, n) for n in snap.names}
+        )
         self._on_finish: list[Callable[[], None]] = []
         self._t0 = 0.0
         self._active = False  # counted in the process's active runs (see store.run_started)
@@ -281,11 +290,19 @@ class Run:
         run_retries, run_timeout = self._run_retries, self._run_timeout
         limit_of: dict[str, str] = {}
         runs = self.result.task_runs
-        for name, spec in snap.tasks.items():
-            opts = spec.options
+        if run_retries or run_timeout is not None:  # every task
+            declared: Iterable[tuple[str, TaskOptions | None]] = (
+                (name, spec.options) for name, spec in snap.tasks.items()
+            )
+        else:  # only the tasks that declare options (usually none)
+            declared = snap.memo(
+                "declared options",
+                lambda: tuple(
+                    (n, t.options) for n, t in snap.tasks.items() if t.options is not None
+                ),
+            )
+        for name, opts in declared:
             if opts is None:
-                if not run_retries and run_timeout is None:
-                    continue
                 opts = _DEFAULT_OPTIONS
             retries = opts.retries if opts.retries is not None else run_retries
             timeout = opts.timeout if opts.timeout is not None else run_timeout
@@ -371,12 +388,31 @@ class Run:
 
     def deliver(self, outcome: Outcome) -> None:
         """Apply a task's outcome (any thread); the newly ready tasks go to the backend."""
+        self.deliver_all((outcome,))
+
+    def deliver_all(self, outcomes: Sequence[Outcome]) -> None:
+        """Apply outcomes in order, under one lock; then the newly ready tasks go to the backend.
+
+        A backend running many cheap tasks in one thread hands them over together (the
+        statuses are a few milliseconds late at most, and the run pays its bookkeeping once).
+        """
         try:
             with self._lock:
                 if self._closed:
-                    self._late(outcome)
+                    for outcome in outcomes:
+                        self._late(outcome)
                     return
-                jobs = self._drain([outcome]) if self._eager else self._apply(outcome, None)
+                if self._eager:
+                    jobs = self._drain(list(outcomes))
+                else:
+                    apply = self._apply
+                    for i, outcome in enumerate(outcomes):
+                        if self._closed:  # an observer cancelled the run meanwhile
+                            for late in outcomes[i:]:
+                                self._late(late)
+                            return
+                        apply(outcome)
+                    jobs = self._start_ready()
                 if self._closed:
                     return
                 if not self.schedule.is_active():
@@ -432,7 +468,7 @@ class Run:
     # -- inside the lock ----------------------------------------------------------------------
 
     def _job(self, name: str, attempt: int = 1) -> Job:
-        executor, parents, _ = self._plan[name]
+        executor, parents = self._plan[name]
         assert executor is not None  # validated: every task has one
         inputs = None if self._eager else self._dumps
         cached = self._cache.get((self.name, name)) if self.reuse else None
@@ -463,7 +499,8 @@ class Run:
         """Apply outcomes (and those an eager backend delivered early); return jobs to submit."""
         jobs: list[Job] = []
         while queue and not self._closed:
-            jobs.extend(self._apply(queue.pop(), queue))
+            self._apply(queue.pop())
+            jobs.extend(self._start_ready(queue))
         return jobs
 
     def _start_ready(self, early: list[Outcome] | None = None) -> list[Job]:
@@ -476,20 +513,34 @@ class Run:
             self._note_limits(names)
         if not names:
             return []
-        runs = self.result.task_runs
+        runs = self._runs
         now = time.time()
         eager = self._eager
         jobs = []
-        for name in names:
-            tr = runs[name]
-            tr.status = _RUNNING
-            tr.start_time = now
-            if self._managed:
-                self._live_attempt[name] = 1
-                tr.waiting_for_limit = False
-            if not eager:
-                tr._live = job = self._job(name)
+        if not self._managed and not eager and not self.reuse:  # the common case, inlined
+            plan, state, dumps, run_input = self._plan, self.name, self._dumps, self.input_data
+            run_id, cancel, deps, echo = self.run_id, self.cancel_event, self.deps, self.echo
+            for name in names:
+                tr = runs[name]
+                tr.status = _RUNNING
+                tr.start_time = now
+                executor, parents = plan[name]
+                tr._live = job = Job(
+                    name, state, executor, parents, dumps, None if parents else run_input,
+                    None, run_id, cancel, deps, 1, echo,
+                )  # fmt: skip
                 jobs.append(job)
+        else:
+            for name in names:
+                tr = runs[name]
+                tr.status = _RUNNING
+                tr.start_time = now
+                if self._managed:
+                    self._live_attempt[name] = 1
+                    tr.waiting_for_limit = False
+                if not eager:
+                    tr._live = job = self._job(name)
+                    jobs.append(job)
         emit = self._emit
         if emit is not None:
             for name in names:
@@ -510,23 +561,16 @@ class Run:
             runs[name].waiting_for_limit = False
         self.result.limits = self.schedule.usage()
 
-    def _apply(self, outcome: Outcome, early: list[Outcome] | None) -> list[Job]:
+    def _apply(self, outcome: Outcome) -> None:
+        """Turn one outcome into its task's status, values, cache entry, row and events."""
         name = outcome.name
         kind = outcome.kind
+        if self._managed and self._superseded(outcome):
+            return
         schedule = self.schedule
-        if self._managed:
-            if (name, outcome.attempt) in self._timed_out or (
-                self._live_attempt.get(name) != outcome.attempt
-            ):
-                self._stale(outcome)
-                return []
-            if kind == "error" and outcome.retryable and not self.cancel_event.is_set():
-                policy = self._policy.get(name)
-                if policy is not None and outcome.attempt < policy.attempts:
-                    self._retry(outcome, policy)
-                    return []
+        ok = kind == "ok" or kind == "cached"
         try:
-            if kind == "ok" or kind == "cached":
+            if ok:
                 schedule.succeeded(name)
                 skipped: list[str] = []
             else:
@@ -534,13 +578,14 @@ class Run:
         except ScheduleError:  # not running here
             if schedule.status(name) == "pending":  # an eager backend ran it ahead of us
                 self._early[name] = outcome
-            return []  # ended meanwhile (skipped, cancelled): discard
-        tr = self.result.task_runs[name]
+            return  # ended meanwhile (skipped, cancelled): discard
+        tr = self._runs[name]
         if tr._attempts:  # retried: the first attempt's start, the whole time, every log
             self._last_attempt(tr, outcome)
         else:
-            if outcome.start is not None:
-                tr.start_time = outcome.start
+            start = outcome.start
+            if start is not None:
+                tr.start_time = start
             tr.duration = outcome.duration
             tr.log = outcome.log
         tr.lane = outcome.lane
@@ -548,35 +593,24 @@ class Run:
         tr._live = None
         if outcome.input is not None:
             tr.input = outcome.input
-        if kind == "ok" or kind == "cached":
+        if ok:
             tr.output = outcome.output
+            dump = outcome.dump
             if kind == "ok":
                 tr.status = _SUCCEEDED
+                fresh = True
             else:
                 tr.status = _CACHED
-            if (kind == "ok" or outcome.from_store) and outcome.dump is not None:
-                if outcome.input_dump is not UNHASHABLE:
-                    self._cache[(self.name, name)] = CacheEntry(
-                        outcome.fingerprint,
-                        outcome.input_dump,
-                        outcome.dump,
-                        type(outcome.output),  # type: ignore[arg-type]
+                fresh = outcome.from_store
+            if dump is not None:
+                self._dumps[name] = dump  # what its children merge
+                if fresh and outcome.input_dump is not UNHASHABLE:
+                    self._cache[self._keys[name]] = _new_tuple(
+                        CacheEntry,
+                        (outcome.fingerprint, outcome.input_dump, dump, type(outcome.output)),
                     )
-            if self._plan[name][2] and outcome.dump is not None:
-                self._dumps[name] = outcome.dump
         else:
-            if kind == "skipped":  # an eager backend's view; here the parent is final already
-                msg = (
-                    f"task '{name}' was not run by the backend: its parent "
-                    f"'{outcome.skipped_because}' did not succeed there"
-                )
-                outcome.error = TaskError("RuntimeError", msg, "")
-            tr.status = _FAILED
-            tr.error = outcome.error
-            runs = self.result.task_runs
-            for child in skipped:
-                runs[child].status = _SKIPPED
-                runs[child].skipped_because = name
+            self._failed_task(tr, outcome, skipped)
         sink = self._sink
         if sink is not None:  # the store's thread makes the row: hash, JSON, text
             sink((self._head, outcome))
@@ -587,10 +621,41 @@ class Run:
         emit = self._emit
         if emit is not None:
             emit("on_task_end", tr)
-            runs = self.result.task_runs
+            runs = self._runs
             for child in skipped:
                 emit("on_task_end", runs[child])
-        return self._start_ready(early)  # nothing when an observer cancelled the run meanwhile
+
+    def _failed_task(self, tr: TaskRun, outcome: Outcome, skipped: list[str]) -> None:
+        """A task failed: its error; its descendants (``skipped``) name it."""
+        name = tr.name
+        if outcome.kind == "skipped":  # an eager backend's view; here the parent is final already
+            msg = (
+                f"task '{name}' was not run by the backend: its parent "
+                f"'{outcome.skipped_because}' did not succeed there"
+            )
+            outcome.error = TaskError("RuntimeError", msg, "")
+        tr.status = _FAILED
+        tr.error = outcome.error
+        self._failed = True
+        runs = self._runs
+        for child in skipped:
+            runs[child].status = _SKIPPED
+            runs[child].skipped_because = name
+
+    def _superseded(self, outcome: Outcome) -> bool:
+        """Managed runs: is this outcome not the task's last word (stale, or retried)?"""
+        name = outcome.name
+        if (name, outcome.attempt) in self._timed_out or (
+            self._live_attempt.get(name) != outcome.attempt
+        ):
+            self._stale(outcome)
+            return True
+        if outcome.kind == "error" and outcome.retryable and not self.cancel_event.is_set():
+            policy = self._policy.get(name)
+            if policy is not None and outcome.attempt < policy.attempts:
+                self._retry(outcome, policy)
+                return True
+        return False
 
     # -- retries and timeouts -----------------------------------------------------------------
 
@@ -748,7 +813,7 @@ class Run:
         if record is not None:
             values = (self.run_id, self.name, name, "", "", status, None, "", "", error, start,
                       duration, 1)  # fmt: skip
-            record(_record_of(TaskRecord, values))
+            record(_new_tuple(TaskRecord, values))
 
     def _late(self, outcome: Outcome) -> None:
         """A result that arrived after the run ended: discarded; a background task is done."""
@@ -764,10 +829,10 @@ class Run:
         result.duration = time.perf_counter() - self._t0
         if cancelled:
             result.status = RunStatus.CANCELLED
-        elif all(tr.status.is_ok for tr in result.task_runs.values()):
-            result.status = RunStatus.SUCCEEDED
-        else:
+        elif self._failed:
             result.status = RunStatus.FAILED
+        else:
+            result.status = RunStatus.SUCCEEDED
         result._outputs = None  # built once, in declaration order, on first read
         registry = self.state.registry
         registry.last_results[self.name] = result
@@ -804,6 +869,7 @@ class Run:
                 return
             error = describe_error(err)
             error.message = f"germinate_nb internal error, please report it: {error.message}"
+            self._failed = True
             self.cancel_event.set()
             never, running = self.schedule.cancel()
             for name in [*never, *running]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from germinate_nb.errors import ScheduleError
 
-__all__ = ["Schedule"]
+__all__ = ["Schedule", "parent_counts"]
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, CANCELLED = (
     "pending",
@@ -85,10 +85,13 @@ class Schedule:
         phases: Sequence[Sequence[str]] | None = None,
         limit_of: Mapping[str, str] | None = None,
         capacity: Mapping[str, int] | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> None:
         self._parents = parents
         self._children = children
-        self._waiting = {n: len(parents[n]) for n in names}
+        if counts is None:  # each task's number of parents (a run passes its snapshot's)
+            counts = parent_counts(names, parents)
+        self._waiting = dict(counts)
         self._state = dict.fromkeys(names, PENDING)
         self._open = len(names)
         self._ready: deque[str] = deque()
@@ -110,8 +113,11 @@ class Schedule:
                 for n in members:
                     self._phase_of[n] = i
                 self._phase_left.append(len(members))
-        for n in names:
-            if not self._waiting[n]:
+        roots = [n for n, count in self._waiting.items() if not count]
+        if phases is None:
+            self._ready.extend(roots)
+        else:
+            for n in roots:
                 self._release(n)
 
     # -- asking -------------------------------------------------------------------------------
@@ -201,7 +207,7 @@ class Schedule:
         for child in self._children[name]:
             left = waiting[child] - 1
             waiting[child] = left
-            if left == 0 and state[child] is PENDING:
+            if not left and state[child] is PENDING:
                 if self._phase_of:
                     self._release(child)
                 else:
@@ -277,3 +283,8 @@ class Schedule:
         while self._phase < len(self._phase_left) and self._phase_left[self._phase] == 0:
             self._phase += 1
             self._ready.extend(self._held.pop(self._phase, []))
+
+
+def parent_counts(names: Sequence[str], parents: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Each task's number of parents, in ``names`` order (a :class:`Schedule` starts from it)."""
+    return dict(zip(names, map(len, map(parents.__getitem__, names)), strict=True))
