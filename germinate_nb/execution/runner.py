@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -247,6 +248,7 @@ class Run:
         self._lock = threading.RLock()
         self._closed = False
         self._failed = False  # a task failed (or the run itself did): the run did not succeed
+        self._pending: deque[Outcome] = deque()  # delivered, not yet applied (see _combine)
         self._dumps: dict[str, dict[str, Any]] = {}
         self._early: dict[str, Outcome] = {}  # eager backends: outcomes ahead of the schedule
         self._cache = state.registry.cache
@@ -380,6 +382,7 @@ class Run:
                 self._close()
         if jobs:
             self._submit(jobs)
+        self._combine()  # outcomes delivered while the lock was held here
 
     def _submit(self, jobs: list[Job]) -> None:
         self.backend.submit(jobs)
@@ -388,42 +391,77 @@ class Run:
 
     def deliver(self, outcome: Outcome) -> None:
         """Apply a task's outcome (any thread); the newly ready tasks go to the backend."""
-        self.deliver_all((outcome,))
+        self._pending.append(outcome)
+        self._combine()
 
     def deliver_all(self, outcomes: Sequence[Outcome]) -> None:
-        """Apply outcomes in order, under one lock; then the newly ready tasks go to the backend.
+        """Apply outcomes in order, as one batch; then the newly ready tasks go to the backend.
 
         A backend running many cheap tasks in one thread hands them over together (the
         statuses are a few milliseconds late at most, and the run pays its bookkeeping once).
         """
-        try:
-            with self._lock:
-                if self._closed:
-                    for outcome in outcomes:
-                        self._late(outcome)
-                    return
-                if self._eager:
-                    jobs = self._drain(list(outcomes))
-                else:
-                    apply = self._apply
-                    for i, outcome in enumerate(outcomes):
-                        if self._closed:  # an observer cancelled the run meanwhile
-                            for late in outcomes[i:]:
-                                self._late(late)
-                            return
-                        apply(outcome)
-                    jobs = self._start_ready()
-                if self._closed:
-                    return
-                if not self.schedule.is_active():
-                    self._close()
-                    return
-            if jobs:
-                self._submit(jobs)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:  # noqa: BLE001 - a bug here must end the run, not hang it
-            self._abort(err)
+        self._pending.extend(outcomes)
+        self._combine()
+
+    def _combine(self) -> None:
+        """Apply the outcomes delivered so far, unless another thread is applying some.
+
+        A thread that finds the run's lock taken leaves its outcome in ``_pending`` and goes
+        back to work: the lock's holder looks at ``_pending`` again once it let go of the lock
+        (every holder calls this after its ``with self._lock``), so none is left behind. With
+        32 threads ending tiny tasks, they no longer queue for the lock one by one.
+        """
+        pending = self._pending
+        lock = self._lock
+        while pending and lock.acquire(blocking=False):
+            jobs = error = None
+            try:
+                batch = []
+                try:
+                    while True:
+                        batch.append(pending.popleft())
+                except IndexError:  # all taken (another thread may add more meanwhile)
+                    pass
+                jobs = self._apply_batch(batch)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:  # noqa: BLE001 - a bug here must end the run
+                error = err
+            finally:
+                lock.release()
+            try:
+                if error is not None:
+                    self._abort(error)
+                elif jobs:
+                    self._submit(jobs)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:  # noqa: BLE001 - a bug here must end the run
+                self._abort(err)
+
+    def _apply_batch(self, batch: list[Outcome]) -> list[Job] | None:
+        """Inside the lock: apply outcomes in order; return the jobs now ready."""
+        if self._closed:
+            for outcome in batch:
+                self._late(outcome)
+            return None
+        if self._eager:
+            jobs = self._drain(batch)
+        else:
+            apply = self._apply
+            for i, outcome in enumerate(batch):
+                if self._closed:  # an observer cancelled the run meanwhile
+                    for late in batch[i:]:
+                        self._late(late)
+                    return None
+                apply(outcome)
+            jobs = self._start_ready()
+        if self._closed:
+            return None
+        if not self.schedule.is_active():
+            self._close()
+            return None
+        return jobs
 
     def cancel(self) -> None:
         """Stop the run (thread-safe): pending and running tasks end ``cancelled``.
@@ -436,6 +474,7 @@ class Run:
             if self._closed:
                 return
             self._cancel_locked()
+        self._combine()  # late outcomes delivered meanwhile: discarded
         self.backend.settle(SETTLE_TIMEOUT)
         self._finish()
 
@@ -699,6 +738,7 @@ class Run:
             self._submit([job])
         except BaseException as err:  # noqa: BLE001 - a bug here must end the run, not hang it
             self._abort(err)
+        self._combine()
 
     def _arm_timeouts(self, jobs: list[Job]) -> None:
         policy = self._policy
@@ -714,6 +754,7 @@ class Run:
             self._time_out(job, sent)
         except BaseException as err:  # noqa: BLE001 - a bug here must end the run, not hang it
             self._abort(err)
+        self._combine()
 
     def _time_out(self, job: Job, sent: float) -> None:
         name, attempt = job.name, job.attempt
@@ -879,6 +920,7 @@ class Run:
                 self._record_plain(name, "failed", tr.start_time, tr.duration, error)
             self.backend.cancel(running)
             self._close()
+        self._combine()  # outcomes delivered meanwhile arrive late: discarded
 
 
 def _attempt_marker(k: int, n: int) -> str:
