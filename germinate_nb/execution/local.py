@@ -238,8 +238,10 @@ class LocalBackend:
                 self._abandon(job)
         tasks = self._tasks
         wanted = set(names)
-        for key in [k for k in tasks if k[0] in wanted]:
-            task = tasks.pop(key)
+        for key in [k for k in list(tasks) if k[0] in wanted]:  # list(): one step, vs the loop
+            task = tasks.pop(key, None)
+            if task is None:  # it ended meanwhile (the loop thread removes ended tasks)
+                continue
             self._cancelled.append(task)
             self._loop_of().call_soon_threadsafe(task.cancel)
         return background

@@ -73,7 +73,6 @@ class Schedule:
         "_phase_of",
         "_ready",
         "_state",
-        "_waiting",
     )
 
     def __init__(
@@ -91,8 +90,9 @@ class Schedule:
         self._children = children
         if counts is None:  # each task's number of parents (a run passes its snapshot's)
             counts = parent_counts(names, parents)
-        self._waiting = dict(counts)
-        self._state = dict.fromkeys(names, PENDING)
+        # a pending task's state is how many of its parents have not succeeded yet (an int);
+        # once taken it is a status string (one dict: a task's children are looked up once)
+        self._state: dict[str, int | str] = dict(counts)
         self._open = len(names)
         self._ready: deque[str] = deque()
         self._phase_of: dict[str, int] = {}
@@ -113,7 +113,7 @@ class Schedule:
                 for n in members:
                     self._phase_of[n] = i
                 self._phase_left.append(len(members))
-        roots = [n for n, count in self._waiting.items() if not count]
+        roots = [n for n, count in self._state.items() if not count]
         if phases is None:
             self._ready.extend(roots)
         else:
@@ -157,7 +157,7 @@ class Schedule:
     def waiting_on(self, name: str) -> tuple[str, int, int] | None:
         """``(limit, running, capacity)`` when a ready task waits for room in its limit."""
         limit_of = self._limit_of
-        if limit_of is None or self._state.get(name) is not PENDING:
+        if limit_of is None or type(self._state.get(name)) is not int:
             return None
         lim = limit_of.get(name)
         if lim is None or name not in self._blocked[lim]:
@@ -183,10 +183,11 @@ class Schedule:
     def status(self, name: str) -> str:
         """Where a task is: pending (ready ones too), running, or how it ended."""
         try:
-            return self._state[name]
+            state = self._state[name]
         except KeyError:
             msg = f"the schedule has no task '{name}'."
             raise ScheduleError(msg) from None
+        return PENDING if type(state) is int else state  # type: ignore[return-value]
 
     @property
     def running(self) -> list[str]:
@@ -203,15 +204,16 @@ class Schedule:
         else:
             state[name] = SUCCEEDED
             self._open -= 1
-        waiting = self._waiting
         for child in self._children[name]:
-            left = waiting[child] - 1
-            waiting[child] = left
-            if not left and state[child] is PENDING:
-                if self._phase_of:
-                    self._release(child)
-                else:
-                    self._ready.append(child)
+            left = state[child]
+            if type(left) is int:  # pending (a child skipped meanwhile holds its status)
+                left -= 1
+                state[child] = left
+                if not left:
+                    if self._phase_of:
+                        self._release(child)
+                    else:
+                        self._ready.append(child)
 
     def failed(self, name: str) -> list[str]:
         """A running task failed: every pending descendant is skipped; returns them in order."""
@@ -221,7 +223,7 @@ class Schedule:
         queue = deque(self._children[name])
         while queue:
             child = queue.popleft()
-            if state[child] is not PENDING:
+            if type(state[child]) is not int:  # not pending
                 continue
             state[child] = SKIPPED
             skipped.append(child)
@@ -235,7 +237,7 @@ class Schedule:
         running: list[str] = []
         state = self._state
         for n, s in state.items():
-            if s is PENDING:
+            if type(s) is int:
                 never.append(n)
             elif s is RUNNING:
                 running.append(n)
@@ -255,7 +257,10 @@ class Schedule:
     def _end(self, name: str, status: str) -> None:
         current = self._state.get(name)
         if current is not RUNNING:
-            what = "not a task of this schedule" if current is None else f"{current}"
+            if current is None:
+                what = "not a task of this schedule"
+            else:
+                what = PENDING if isinstance(current, int) else current
             msg = f"cannot mark task '{name}' {status}: it is {what}, not running."
             raise ScheduleError(msg)
         self._state[name] = status
