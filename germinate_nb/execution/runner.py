@@ -806,8 +806,12 @@ class Run:
                 attempt=attempt,
                 retryable=retry_on is not None and isinstance(err, retry_on),
             )
-            self.deliver(outcome)  # reentrant: the lock is ours
+            # applied here, not left in _pending: the cancelled attempt's own outcome may be
+            # waiting there already, and must come after this (stale) once the lock is free
+            jobs = self._apply_batch([outcome])
             self._timed_out.add((name, attempt))  # the attempt's own outcome will be stale
+        if jobs:
+            self._submit(jobs)
 
     def _stale(self, outcome: Outcome) -> None:
         """An outcome of an attempt that no longer counts (timed out, or the run moved on)."""
