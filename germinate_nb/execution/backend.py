@@ -137,11 +137,12 @@ class Backend(Protocol):
     The run calls ``open`` once, then ``submit`` with jobs as tasks become ready (all of them
     at once, parents first, when ``eager`` is True: the backend then wires each task to its
     parents' results itself and reports a task whose parent did not succeed as ``skipped``).
-    The backend calls ``run.deliver(outcome)`` for each job, from any thread, never from
-    inside ``submit``. ``cancel`` stops running tasks where it can and returns the names it
-    could not stop (a sync task's thread runs on, and no longer counts against the backend's
-    workers); ``settle`` then waits, briefly, for the stopped ones to unwind. A run also
-    cancels a single task past its timeout this way, and then ignores that attempt's outcome.
+    The backend calls ``run.deliver(outcome)`` for each job (or ``run.deliver_all`` for
+    several that ended together: cheaper), from any thread, never from inside ``submit``.
+    ``cancel`` stops running tasks where it can and returns the names it could not stop (a
+    sync task's thread runs on, and no longer counts against the backend's workers);
+    ``settle`` then waits, briefly, for the stopped ones to unwind. A run also cancels a single
+    task past its timeout this way, and then ignores that attempt's outcome.
     A run that manages retries, timeouts or limits itself submits jobs as they become ready
     even to an eager backend: the backend wires them to the parents it already ran.
     ``join`` blocks the run's calling thread until ``finished`` is set
