@@ -14,7 +14,14 @@ from typing import Any
 
 from germinate_nb.errors import DeclarationError
 
-__all__ = ["OPTION_NAMES", "TaskOptions", "check_limits", "check_run_options", "task_options"]
+__all__ = [
+    "NO_OPTIONS",
+    "OPTION_NAMES",
+    "TaskOptions",
+    "check_limits",
+    "check_run_options",
+    "task_options",
+]
 
 OPTION_NAMES = ("retries", "retry_delay", "backoff", "retry_on", "timeout", "limit")
 DEFAULT_RETRY_DELAY = 1.0
@@ -59,10 +66,11 @@ class TaskOptions:
     @property
     def is_default(self) -> bool:
         """Does the task declare nothing (every option from the run or the built-in default)?"""
-        return self == _NONE
+        return self is NO_OPTIONS or self == NO_OPTIONS
 
 
-_NONE = TaskOptions()
+NO_OPTIONS = TaskOptions()
+"""The options of a task that declares none (frozen: every such task shares it)."""
 
 
 def _where(task: str, state: str | None) -> str:

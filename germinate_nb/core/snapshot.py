@@ -105,7 +105,7 @@ class DagSnapshot:
                             pex.output_schema if pex is not None else None,
                         )
                     )
-            children = tuple(c.name for c in t._children if members.get(c.name) is c)
+            children = tuple([c.name for c in t._children if members.get(c.name) is c])
             executor, missing = t.executor, None
             if executor is None and t.executor_name:
                 try:

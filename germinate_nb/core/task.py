@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Union
 from pydantic import BaseModel
 
 from germinate_nb.core.executor import TaskExecutor
-from germinate_nb.core.options import TaskOptions
+from germinate_nb.core.options import NO_OPTIONS, TaskOptions
 from germinate_nb.errors import DeclarationError
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class TaskDefinition:
         options: TaskOptions | None = None,
     ) -> None:
         self.name = name
-        self.options = options if options is not None else TaskOptions()
+        self.options = options if options is not None else NO_OPTIONS
         self.state = state
         self.executor = executor
         self.executor_name = executor_name
