@@ -86,6 +86,10 @@ def redraw_cost(n: int = 2000, repeat: int = 3) -> None:
     )
 
 
+SETTLE = 0.02
+"""Seconds between two timed runs (each arm alike): one run's UI update never overlaps the next."""
+
+
 def run_with_explorer(n: int, repeat: int) -> tuple[float, float]:
     """Median run time with the explorer following runs, and with it not subscribed."""
     from germinate_nb.notebook.explorer import DagExplorer
@@ -102,10 +106,12 @@ def run_with_explorer(n: int, repeat: int) -> tuple[float, float]:
             run(state, {"x": 0})
             with_ex.append(time.perf_counter() - t0)
             ex.wait(30)  # the explorer shows the run's end (outside the timing)
+            time.sleep(SETTLE)  # its thread is idle again: the next run does not share it
             registry.run_observers.remove(ex.follower)
             t0 = time.perf_counter()
             run(state, {"x": 0})
             without.append(time.perf_counter() - t0)
+            time.sleep(SETTLE)  # the same pause before each run
             registry.run_observers.append(ex.follower)
         ex.close()
     return statistics.median(with_ex), statistics.median(without)

@@ -38,6 +38,9 @@ MAX_PAUSE = 1.0
 """Longest wait between two updates during a run, however much one costs."""
 IDLE_EXIT = 5.0
 """Seconds without a run after which the UI thread ends."""
+END_GRACE = 0.01
+"""Seconds the UI thread waits before showing a run's end: the run's caller (``run()``
+returning, the cell going on) gets the interpreter first, instead of waiting for the update."""
 
 SHUTTING_DOWN = threading.Event()
 _THREADS: set[threading.Thread] = set()
@@ -161,6 +164,8 @@ class RunFollower:
             elif not self._wake.wait(IDLE_EXIT):
                 return  # idle: the next run's start starts a new loop
             self._wake.clear()
+            if self.ended and SHUTTING_DOWN.wait(END_GRACE):
+                return
             explorer = self._ref()
             if explorer is None:
                 self.stop()
