@@ -446,6 +446,7 @@ class Run:
                 self._late(outcome)
             return None
         if self._eager:
+            batch.reverse()  # _drain takes from the end: the first delivered goes first
             jobs = self._drain(batch)
         else:
             apply = self._apply
