@@ -233,7 +233,8 @@ def pending_task_runs(names: Iterable[str]) -> dict[str, TaskRun]:
     """A pending :class:`TaskRun` per name, for a run about to start (one per task).
 
     Made without the dataclass's ``__init__``: every field but the name reads its default
-    from the class until the run sets it (0.3 us a task instead of 2.2 here).
+    from the class until the run sets it (0.17 us a task here, against 0.34 for the slotted
+    dataclass this class was before).
     """
     runs = {}
     new = object.__new__
