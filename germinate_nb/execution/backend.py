@@ -126,8 +126,11 @@ class RunControl(Protocol):
     def deliver(self, outcome: Outcome) -> None:
         """Hand over a task's outcome (from any thread; never raises)."""
 
-    def deliver_all(self, outcomes: Sequence[Outcome]) -> None:
-        """Hand over several outcomes at once, in order (as many ``deliver`` calls)."""
+    def hold(self, outcome: Outcome) -> None:
+        """Hand over an outcome to be applied at the next ``flush`` (or any delivery)."""
+
+    def flush(self) -> None:
+        """Apply the outcomes held so far."""
 
 
 @runtime_checkable
@@ -137,8 +140,9 @@ class Backend(Protocol):
     The run calls ``open`` once, then ``submit`` with jobs as tasks become ready (all of them
     at once, parents first, when ``eager`` is True: the backend then wires each task to its
     parents' results itself and reports a task whose parent did not succeed as ``skipped``).
-    The backend calls ``run.deliver(outcome)`` for each job (or ``run.deliver_all`` for
-    several that ended together: cheaper), from any thread, never from inside ``submit``.
+    The backend calls ``run.deliver(outcome)`` for each job (or ``run.hold(outcome)`` for
+    several that end close together, then ``run.flush()``: cheaper), from any thread, never
+    from inside ``submit``.
     ``cancel`` stops running tasks where it can and returns the names it could not stop (a
     sync task's thread runs on, and no longer counts against the backend's workers);
     ``settle`` then waits, briefly, for the stopped ones to unwind. A run also cancels a single

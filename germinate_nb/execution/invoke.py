@@ -185,14 +185,7 @@ def execute(
                 hit.start, hit.lane, hit.attempt = start, lane, job.attempt
                 return hit
         value = executor.callable(model) if executor._direct else executor.invoke(model, job.deps)
-        if type(value) is executor.output_schema:  # the common case, without _output's call
-            output = value
-            try:
-                dump = value.__pydantic_serializer__.to_python(value)
-            except Exception:
-                dump = dump_output(value, job.name, job.state)  # raises, explained
-        else:
-            output, dump = _output(job, value)
+        output, dump = _output(job, value)
     except passthrough:
         raise
     except BaseException as err:  # noqa: BLE001 - any exception fails this task only
@@ -206,7 +199,7 @@ def execute(
         _ROUTE.reset(token)
     return Outcome(
         job.name, "ok", output, dump, model, key, None, start,
-        time.perf_counter() - t0, lane, executor._fingerprint or executor.fingerprint,
+        time.perf_counter() - t0, lane, executor.fingerprint,
         None, job._log.text if job._log is not None else "", False, job.attempt,
     )  # fmt: skip
 
@@ -236,17 +229,10 @@ async def aexecute(
                 value = await executor.callable(model)
             else:
                 value = await executor.invoke(model, job.deps)
-            if type(value) is executor.output_schema:  # the common case, without _output's call
-                output = value
-                try:
-                    dump = value.__pydantic_serializer__.to_python(value)
-                except Exception:
-                    dump = dump_output(value, job.name, job.state)  # raises, explained
-            else:
-                output, dump = _output(job, value)
+            output, dump = _output(job, value)
             outcome = Outcome(
                 job.name, "ok", output, dump, model, key, None, start,
-                time.perf_counter() - t0, lane, executor._fingerprint or executor.fingerprint,
+                time.perf_counter() - t0, lane, executor.fingerprint,
                 None, "", False, job.attempt,
             )  # fmt: skip
     except asyncio.CancelledError as err:

@@ -192,9 +192,7 @@ class LocalBackend:
         self._running: dict[str, Job] = {}  # sync task -> the job whose code is running
         self._tasks: dict[tuple[str, int], Any] = {}  # (async task, attempt) -> asyncio.Task
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
-        self._async_ended: list[Outcome] = []  # outcomes of this loop turn, not yet delivered
-        self._ended: deque[Outcome] = deque()  # inline outcomes not yet delivered
-        self._timer_armed = False  # a timer will deliver them (see join)
+        self._flush_armed = False  # a timer or loop turn will apply the held outcomes
         self._passthrough: tuple[type[BaseException], ...] = ()
 
     def __repr__(self) -> str:
@@ -277,53 +275,39 @@ class LocalBackend:
     def join(self, finished: threading.Event) -> None:
         """Wait for the run's end, running inline jobs meanwhile (Ctrl-C interrupts).
 
-        Inline, the outcomes of tasks that end close together go to the run at once (see
-        :meth:`Run.deliver_all`): when no job is left to run, else within ``BATCH_SECONDS``
-        (a timer hands them over while a longer task runs), so a status is that late at most.
+        Inline, the outcomes of tasks that end close together are applied together (see
+        :meth:`Run.hold`): when no job is left to run, else within ``BATCH_SECONDS`` (a timer
+        flushes them while a longer task runs), so a status is that late at most.
         """
         if not self.inline:
             finished.wait()
             return
+        run = self._run
+        assert run is not None
         jobs = self._inline_jobs
         lane = threading.current_thread().name
         passthrough = self._passthrough
-        ended = self._ended
         try:
             while not finished.is_set():
                 job = jobs.get()
                 while job is not None:  # wake() puts None once the run has finished
                     outcome = self._execute(job, lane, passthrough)
                     if outcome is not None:
-                        ended.append(outcome)
+                        run.hold(outcome)
                         if jobs.empty():
-                            self._hand_over()
-                        elif not self._timer_armed:
-                            self._timer_armed = True
-                            TIMERS.call_later(BATCH_SECONDS, self._hand_over_later)
+                            run.flush()
+                        elif not self._flush_armed:
+                            self._flush_armed = True
+                            TIMERS.call_later(BATCH_SECONDS, self._flush_later)
                     job = jobs.get()
         finally:
-            self._hand_over()  # Ctrl-C in a task: what ended before it is not lost
+            run.flush()  # Ctrl-C in a task: what ended before it is not lost
 
-    def _hand_over(self) -> None:
-        """Deliver the inline outcomes not yet delivered (from either thread).
-
-        In any order: none of them is a parent of another, since a task starts only once its
-        parents' outcomes were delivered.
-        """
-        ended = self._ended
-        batch = []
-        while ended:
-            try:
-                batch.append(ended.popleft())
-            except IndexError:  # the other thread took the last one
-                break
-        if batch:
-            assert self._run is not None
-            self._run.deliver_all(batch)
-
-    def _hand_over_later(self) -> None:
-        self._timer_armed = False
-        self._hand_over()
+    def _flush_later(self) -> None:
+        """The timer (inline) or the next loop turn (async): apply the outcomes held so far."""
+        self._flush_armed = False
+        assert self._run is not None
+        self._run.flush()
 
     def wake(self) -> None:
         """Let ``join`` return."""
@@ -411,16 +395,12 @@ class LocalBackend:
                 tasks[job.name, job.attempt] = loop.create_task(aexecute(job, "event loop", done))
 
     def _async_done(self, outcome: Outcome) -> None:
-        """An async task ended (on the loop): one loop turn's outcomes go to the run at once."""
+        """An async task ended (on the loop): one loop turn's outcomes are applied together."""
         self._tasks.pop((outcome.name, outcome.attempt), None)
-        ended = self._async_ended
-        ended.append(outcome)
-        if len(ended) == 1:
+        assert self._run is not None
+        self._run.hold(outcome)
+        if not self._flush_armed:
+            self._flush_armed = True
             loop = self._loop
             assert loop is not None
-            loop.call_soon(self._deliver_async)
-
-    def _deliver_async(self) -> None:
-        ended, self._async_ended = self._async_ended, []
-        assert self._run is not None
-        self._run.deliver_all(ended)
+            loop.call_soon(self._flush_later)

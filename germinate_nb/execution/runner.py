@@ -394,13 +394,16 @@ class Run:
         self._pending.append(outcome)
         self._combine()
 
-    def deliver_all(self, outcomes: Sequence[Outcome]) -> None:
-        """Apply outcomes in order, as one batch; then the newly ready tasks go to the backend.
+    def hold(self, outcome: Outcome) -> None:
+        """Queue a task's outcome to be applied with others at the next :meth:`flush`.
 
-        A backend running many cheap tasks in one thread hands them over together (the
-        statuses are a few milliseconds late at most, and the run pays its bookkeeping once).
+        A backend running many cheap tasks hands their outcomes over together: the run pays its
+        bookkeeping once per batch. Any delivery (from any thread) applies held outcomes too.
         """
-        self._pending.extend(outcomes)
+        self._pending.append(outcome)
+
+    def flush(self) -> None:
+        """Apply the outcomes held so far (any thread)."""
         self._combine()
 
     def _combine(self) -> None:

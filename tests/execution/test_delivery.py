@@ -10,7 +10,7 @@ import time
 import pytest
 
 from germinate_nb import State, TaskExecutor, TaskStatus, run, start_run
-from germinate_nb.execution import local
+from germinate_nb.execution import runner
 from germinate_nb.execution.local import BATCH_SECONDS, LoopThread
 from tests.execution.conftest import X
 
@@ -42,14 +42,14 @@ def test_inline_run_delivers_every_outcome_once_in_batches(monkeypatch):
         leaves.append(s.define_task(f"leaf{i}", ex))
     for leaf_task in leaves:
         root >> leaf_task
-    delivered: list[int] = []
-    real = local.LocalBackend._hand_over
+    delivered: list[int] = []  # the size of each batch of outcomes the run applied
+    real = runner.Run._apply_batch
 
-    def counting(self):
-        delivered.append(len(self._ended))
-        real(self)
+    def counting(self, batch):
+        delivered.append(len(batch))
+        return real(self, batch)
 
-    monkeypatch.setattr(local.LocalBackend, "_hand_over", counting)
+    monkeypatch.setattr(runner.Run, "_apply_batch", counting)
     events = Events()
     result = run(s, {"x": 1}, max_workers=1, observers=[events])
     assert result.ok, result.counts()
