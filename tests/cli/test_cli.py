@@ -14,18 +14,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-MODELS = """from pydantic import BaseModel
-from germinate_nb import State, explore
+from tests.resources.cells import MODELS as MODELS_CELL
 
-class Query(BaseModel):
-    text: str
-
-class Tokens(BaseModel):
-    tokens: list[str]
-
-class Counts(BaseModel):
-    n: int
-"""
+MODELS = "from germinate_nb import State, explore\n" + MODELS_CELL
 
 GOOD = [
     MODELS + "design = State('design')",
@@ -229,16 +220,20 @@ def test_several_states_need_state_flag(tmp_path):
     )
 
 
+WORKFLOW_CELL = (
+    "from germinate_nb import Workflow\nwf = Workflow('pipeline')\n"
+    "a, b = State('a'), State('b')\nwf.add_state(a, initial_state=True)\nwf.add_state(b)\n"
+    "@a.task(namespace='a')\ndef split(input: Query) -> Tokens:\n"
+    "    return Tokens(tokens=input.text.split())\n"
+    "@b.task(namespace='b')\ndef count(input: Tokens) -> Counts:\n"
+    "    return Counts(n=len(input.tokens))\n"
+)
+
+
 def test_workflow_run(tmp_path):
     cells = [
         MODELS,
-        "from germinate_nb import Workflow\nwf = Workflow('pipeline')\n"
-        "a, b = State('a'), State('b')\nwf.add_state(a, initial_state=True)\nwf.add_state(b)\n"
-        "@a.task(namespace='a')\ndef split(input: Query) -> Tokens:\n"
-        "    return Tokens(tokens=input.text.split())\n"
-        "@b.task(namespace='b')\ndef count(input: Tokens) -> Counts:\n"
-        "    return Counts(n=len(input.tokens))\n"
-        "@a.condition()\ndef always(output) -> bool:\n    return True\n"
+        WORKFLOW_CELL + "@a.condition()\ndef always(output) -> bool:\n    return True\n"
         "(a & always) >> b",
     ]
     out = cli(
@@ -304,16 +299,6 @@ def test_cli_never_imports_widgets(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "0 False"
-
-
-WORKFLOW_CELL = (
-    "from germinate_nb import Workflow\nwf = Workflow('pipeline')\n"
-    "a, b = State('a'), State('b')\nwf.add_state(a, initial_state=True)\nwf.add_state(b)\n"
-    "@a.task(namespace='a')\ndef split(input: Query) -> Tokens:\n"
-    "    return Tokens(tokens=input.text.split())\n"
-    "@b.task(namespace='b')\ndef count(input: Tokens) -> Counts:\n"
-    "    return Counts(n=len(input.tokens))\n"
-)
 
 
 def test_workflow_run_that_stops_says_why_on_stderr(tmp_path):

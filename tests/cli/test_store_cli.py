@@ -13,26 +13,21 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from tests.resources.cells import MODELS as MODELS_CELL
+
 ROOT = Path(__file__).resolve().parents[2]
 
-SETUP = """from pydantic import BaseModel
-from germinate_nb import State
-
-class Query(BaseModel):
-    text: str
-
-class Tokens(BaseModel):
-    tokens: list[str]
-
-class Counts(BaseModel):
-    n: int
-
+SETUP = (
+    "from germinate_nb import State\n"
+    + MODELS_CELL
+    + """
 def mark(name):  # a side effect outside the process: which task bodies ran
     with open('calls.txt', 'a') as f:
         f.write(name + '\\n')
 
 design = State('design')
 """
+)
 TOKENIZE = """@design.task()
 def tokenize(input: Query) -> Tokens:
     mark('tokenize')

@@ -9,22 +9,14 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from tests.notebook.test_kernel import execute, texts
+from tests.resources.cells import MODELS as MODELS_CELL
 
 pytestmark = pytest.mark.kernel
 
-SETUP = """
-from pydantic import BaseModel
-from germinate_nb import State, run
-
-class Query(BaseModel):
-    text: str
-
-class Tokens(BaseModel):
-    tokens: list[str]
-
-class Counts(BaseModel):
-    n: int
-
+SETUP = (
+    "from germinate_nb import State, run\n"
+    + MODELS_CELL
+    + """
 def mark(name):
     with open({counter!r}, 'a') as f:
         f.write(name + '\\n')
@@ -36,6 +28,7 @@ def tokenize(input: Query) -> Tokens:
     mark('tokenize')
     return Tokens(tokens=sorted(set(input.text.split())))
 """
+)
 COUNT = """%%germinate_task count --state design --after tokenize --output Counts
 mark('count')
 Counts(n=len(input.tokens))"""
