@@ -58,6 +58,7 @@ class Job:
     started: float = 0.0
     abandoned: bool = False  # its thread was given up on (timeout, cancel): it holds no slot
     records: Any = None  # the logging records already in the log (managed by logs.py)
+    echo_tails: Any = None  # echoed text waiting for its newline (managed by logs.py)
     _log: TaskLog | None = None
 
     @property

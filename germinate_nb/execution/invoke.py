@@ -21,7 +21,7 @@ from germinate_nb.errors import MergeConflictError, TaskCancelledError, TaskInpu
 from germinate_nb.execution.backend import Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE
 from germinate_nb.execution.dataflow import build_input, coerce_output, dump_output, merge_dumps
-from germinate_nb.execution.logs import _ROUTE
+from germinate_nb.execution.logs import _ROUTE, flush_echo
 from germinate_nb.execution.result import TaskError
 from germinate_nb.execution.tracebacks import (
     format_full_traceback,
@@ -197,6 +197,8 @@ def execute(
         )  # fmt: skip
     finally:
         _ROUTE.reset(token)
+        if job.echo_tails:
+            flush_echo(job)
     return Outcome(
         job.name, "ok", output, dump, model, key, None, start,
         time.perf_counter() - t0, lane, executor.fingerprint,
@@ -253,6 +255,9 @@ async def aexecute(
             time.perf_counter() - t0, lane, executor.fingerprint,
         )  # fmt: skip
         outcome.retryable = is_retryable(job, err)
+    finally:
+        if job.echo_tails:
+            flush_echo(job)
     outcome.attempt = job.attempt
     if job._log is not None:
         outcome.log = job._log.text

@@ -26,6 +26,11 @@ handler writes for an already-captured record through the proxies (``logging.bas
 handler on ``sys.stderr``, ``logging.lastResort``) is not written to the log a second time; with
 ``echo=True`` it still reaches the original stream, as it would without capture.
 
+Echoed text reaches the original stream a whole line at a time (``print`` writes its text and
+its newline in two calls; two threads printing at once would otherwise mix inside a line). Text
+after the last newline is held until the next newline, a ``flush()`` (``print(..., flush=True)``,
+a progress bar's refresh) or the end of the capture or task.
+
 Not captured: writes to ``sys.stdout.buffer``, to file descriptors (C extensions, subprocesses),
 to a stream object held from before :func:`install`, or done while ``sys.stdout`` is replaced by
 someone else (``contextlib.redirect_stdout``): that output goes where it would have gone anyway.
@@ -213,7 +218,7 @@ class _Capture:
     One object for both keeps entering and leaving a capture to one allocation.
     """
 
-    __slots__ = ("_token", "echo", "job", "log", "records")
+    __slots__ = ("_token", "echo", "echo_tails", "job", "log", "records")
 
     def __init__(self, log: TaskLog, echo: bool) -> None:
         self.log = log
@@ -221,6 +226,7 @@ class _Capture:
         self.job: Any = None  # the engine's job around this block, if any (current_task())
         # logging records already written to ``log``, so their handler output is not written twice
         self.records: weakref.WeakSet[logging.LogRecord] | None = None
+        self.echo_tails: dict[Any, str] | None = None  # echoed text not yet ended by a newline
         self._token: contextvars.Token[_Capture | None] | None = None
 
     def __enter__(self) -> TaskLog:
@@ -236,11 +242,13 @@ class _Capture:
         if token is not None:
             self._token = None
             _ROUTE.reset(token)
+        if self.echo_tails:
+            flush_echo(self)
 
 
 _ROUTE: contextvars.ContextVar[Any] = contextvars.ContextVar("germinate_nb_log_route", default=None)
 """Where this context's output goes: a ``capture()`` block, or the engine's running job (any
-object with ``log`` (a TaskLog), ``echo``, a writable ``records`` and ``job``)."""
+object with ``log`` (a TaskLog), ``echo``, writable ``records`` and ``echo_tails``, and ``job``)."""
 
 
 def capture(log: TaskLog, *, echo: bool = False) -> contextlib.AbstractContextManager[TaskLog]:
@@ -329,10 +337,7 @@ class _RoutingStream:
         if not records or not _is_handler_output(records, sys._getframe(1)):
             route.log.write(s)
         if route.echo:
-            try:
-                self._germinate_target.write(s)
-            except (OSError, ValueError):  # a closed cell stream must not fail the task
-                pass
+            _echo(self, route, s)
         return len(s)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -340,6 +345,9 @@ class _RoutingStream:
             self.write(line)
 
     def flush(self) -> None:
+        route = _ROUTE.get()
+        if route is not None and route.echo_tails:
+            flush_echo(route, self)
         self._germinate_target.flush()
 
     def __getattr__(self, name: str) -> Any:
@@ -355,6 +363,51 @@ class _RoutingStream:
 
     def __repr__(self) -> str:
         return f"<germinate_nb routing {self._germinate_name} of {self._germinate_target!r}>"
+
+
+_ECHO_LOCK = threading.RLock()
+
+
+def _echo(stream: _RoutingStream, route: Any, s: str) -> None:
+    r"""Echo ``s`` to the wrapped stream a whole line at a time.
+
+    ``print`` writes its text and its newline in two calls, so two threads echoing at once
+    would otherwise interleave mid-line ("line Aline B\n"). The text after the last newline
+    waits in ``route.echo_tails`` (per stream) until a newline, a ``flush()`` in the same
+    context, or the end of the route (:func:`flush_echo`).
+    """
+    with _ECHO_LOCK:
+        tails = route.echo_tails
+        if tails is None:
+            tails = route.echo_tails = {}
+        text = tails.pop(stream, "") + s if tails else s
+        cut = text.rfind("\n") + 1
+        if cut < len(text):
+            tails[stream] = text[cut:]
+        if cut:
+            _write_through(stream, text[:cut])
+
+
+def _write_through(stream: _RoutingStream, text: str) -> None:
+    try:
+        stream._germinate_target.write(text)
+    except (OSError, ValueError):  # a closed cell stream must not fail the task
+        pass
+
+
+def flush_echo(route: Any, stream: _RoutingStream | None = None) -> None:
+    """Write the echoed text still waiting for a newline (of ``stream``, or of every stream).
+
+    Called when a capture block or a task's job ends, and by the proxies' ``flush()``.
+    """
+    with _ECHO_LOCK:
+        tails = route.echo_tails
+        if not tails:
+            return
+        for held in [stream] if stream is not None else list(tails):
+            text = tails.pop(held, "")
+            if text:
+                _write_through(held, text)
 
 
 # ---------------------------------------------------------------------------------------------

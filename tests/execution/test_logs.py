@@ -269,6 +269,52 @@ def test_echo_on_writes_to_the_log_and_the_original_streams():
     assert err.getvalue() == "warned\n"
 
 
+def test_echoed_lines_of_two_threads_never_mix_inside_a_line():
+    # print() writes its text and its newline in two calls; force the worst interleaving
+    a_wrote, b_wrote = threading.Event(), threading.Event()
+
+    def a(log: TaskLog) -> None:
+        with capture(log, echo=True):
+            sys.stdout.write("line from a")
+            a_wrote.set()
+            assert b_wrote.wait(5)
+            sys.stdout.write("\n")
+
+    def b(log: TaskLog) -> None:
+        assert a_wrote.wait(5)
+        with capture(log, echo=True):
+            sys.stdout.write("line from b")
+            b_wrote.set()
+            sys.stdout.write("\n")
+
+    logs_ = [TaskLog(), TaskLog()]
+    with routed() as (out, _):
+        pairs = zip((a, b), logs_, strict=True)
+        threads = [threading.Thread(target=f, args=(log,)) for f, log in pairs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5)
+    assert out.getvalue() in ("line from b\nline from a\n", "line from a\nline from b\n")
+    assert [log.text for log in logs_] == ["line from a\n", "line from b\n"]
+
+
+def test_echo_holds_a_partial_line_until_a_newline_a_flush_or_the_end():
+    log = TaskLog()
+    with routed() as (out, err):
+        with capture(log, echo=True):
+            print("50%", end="")
+            sys.stderr.write("warn")
+            assert out.getvalue() == "" and err.getvalue() == ""
+            sys.stdout.flush()  # a progress bar's refresh shows the partial line at once
+            assert out.getvalue() == "50%" and err.getvalue() == ""
+            print("\r100%", end="")
+            assert out.getvalue() == "50%"
+        assert out.getvalue() == "50%\r100%"  # the end of the capture writes what is held
+        assert err.getvalue() == "warn"
+    assert log.text == "50%warn\r100%"
+
+
 def test_bytes_write_raises_type_error_like_a_stream():
     with routed():
         with capture(TaskLog()):

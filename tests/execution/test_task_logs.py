@@ -76,6 +76,32 @@ def test_a_run_started_from_a_cell_still_shows_the_output_there(capsys):
     assert result.task_runs["hello"].log == "hello from the task\nand its stderr\n"
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_echoed_output_keeps_whole_lines_and_a_task_end_writes_its_partial_line(kind, capsys):
+    s = chatty_state(kind)
+
+    @s.task()
+    def partial(input: X) -> X:
+        print("no newline", end="")
+        return input
+
+    @s.task()
+    def after(input: X) -> X:
+        print("after it")
+        return input
+
+    [s.get(f"t{i}") for i in range(4)] >> partial >> after
+    result = start_run(s, {"x": 1}, echo=True).wait(10)
+    assert result.ok
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    for i in range(4):
+        assert [line for line in lines if line.startswith(f"task {i} ")] == [
+            f"task {i} line {k}" for k in range(20)
+        ]
+    assert out.endswith("no newlineafter it\n")  # partial's end wrote its text before after ran
+
+
 def test_a_background_run_keeps_output_out_of_the_cell(capsys):
     s = State("s")
 
