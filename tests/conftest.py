@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -11,6 +12,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # environment): runs must not write .germinate/ into the repository or a user's folders. Store
 # tests opt in with a store under tmp_path.
 os.environ["GERMINATE_STORE"] = "off"
+# The Ctrl-C tests send real SIGINTs (to this process and to CLI subprocesses). A shell that
+# starts the suite in the background (`pytest &`) makes SIGINT ignored, and an ignored signal
+# stays ignored in every program started from there: restore Python's handler, which the
+# subprocesses then get back as the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from germinate_nb import TaskRegistry  # noqa: E402
 
