@@ -34,7 +34,8 @@ class Job:
     ``attempt`` counts from 1 (a retry is a new job); ``retry_on`` is None when the task has
     no retry left, else the exception classes that make a failed attempt ``retryable``.
     ``started`` is set (``time.perf_counter()``) when the task's life begins on a worker of
-    this process (a timeout counts from there).
+    this process (a timeout counts from there); ``timeout`` is the attempt's timeout in
+    seconds (the run enforces it; a backend may run the task where it can be given up on).
 
     While the task runs, the job is also its log route (see :mod:`germinate_nb.execution.logs`):
     what the task prints or logs goes to :attr:`log`, made on the first write (a task that
@@ -56,6 +57,7 @@ class Job:
     store: ReuseLookup | None = None
     retry_on: tuple[type[BaseException], ...] | None = None
     started: float = 0.0
+    timeout: float | None = None  # the attempt's timeout (the run enforces it)
     abandoned: bool = False  # its thread was given up on (timeout, cancel): it holds no slot
     records: Any = None  # the logging records already in the log (managed by logs.py)
     echo_tails: Any = None  # echoed text waiting for its newline (managed by logs.py)

@@ -163,10 +163,11 @@ class LocalBackend:
 
     Sync tasks run on up to ``max_workers`` threads of the process's :class:`WorkerPool` at
     once, or one by one in the run's calling thread when ``max_workers=1`` (no thread
-    hand-off: the fastest for cheap tasks). Async tasks run concurrently on the caller's
-    event loop (``arun``) or on a loop thread of the run's own. Cancelling stops async tasks
-    and tasks not yet started; a sync task whose code is running cannot be stopped and is
-    reported still running.
+    hand-off: the fastest for cheap tasks; a task with a timeout runs on a pool thread while
+    the calling thread waits, so the timeout can give up on it). Async tasks run concurrently
+    on the caller's event loop (``arun``) or on a loop thread of the run's own. Cancelling
+    stops async tasks and tasks not yet started; a sync task whose code is running cannot be
+    stopped and is reported still running.
     """
 
     eager = False
@@ -194,6 +195,8 @@ class LocalBackend:
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
         self._flush_armed = False  # a timer or loop turn will apply the held outcomes
         self._passthrough: tuple[type[BaseException], ...] = ()
+        # inline: id(job) -> where the calling thread waits for a task run on a pool thread
+        self._guarded: dict[int, queue.SimpleQueue[Outcome | None]] = {}
 
     def __repr__(self) -> str:
         mode = "inline" if self.inline else f"{self.max_workers} threads"
@@ -245,8 +248,13 @@ class LocalBackend:
         return background
 
     def _abandon(self, job: Job) -> None:
-        if job.abandoned or self.inline:
+        if self.inline:
             job.abandoned = True
+            box = self._guarded.pop(id(job), None)
+            if box is not None:
+                box.put(None)  # the calling thread stops waiting for it and goes on
+            return
+        if job.abandoned:
             return
         with self._lock:
             job.abandoned = True
@@ -291,7 +299,10 @@ class LocalBackend:
             while not finished.is_set():
                 job = jobs.get()
                 while job is not None:  # wake() puts None once the run has finished
-                    outcome = self._execute(job, lane, passthrough)
+                    if job.timeout is None:
+                        outcome = self._execute(job, lane, passthrough)
+                    else:
+                        outcome = self._run_guarded(job)
                     if outcome is not None:
                         run.hold(outcome)
                         if jobs.empty():
@@ -302,6 +313,29 @@ class LocalBackend:
                     job = jobs.get()
         finally:
             run.flush()  # Ctrl-C in a task: what ended before it is not lost
+
+    def _run_guarded(self, job: Job) -> Outcome | None:
+        """Inline, run a task that has a timeout on a pool thread while this thread waits.
+
+        Tasks still run one at a time, but the run's timeout (or a cancel) can give up on this
+        one: :meth:`_abandon` ends the wait and the run goes on in the calling thread, while
+        the task's thread goes on in the background. Its late outcome then goes to the run,
+        which discards it. None when the task was given up on or never started.
+        """
+        box: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        key = id(job)
+        self._guarded[key] = box
+
+        def work(lane: str) -> None:
+            outcome = self._execute(job, lane, ())
+            waiting = self._guarded.pop(key, None)
+            if waiting is not None:
+                waiting.put(outcome)
+            elif outcome is not None and self._run is not None:
+                self._run.deliver(outcome)  # given up on: the run discards it as stale
+
+        POOL.submit(work)
+        return box.get()
 
     def _flush_later(self) -> None:
         """The timer (inline) or the next loop turn (async): apply the outcomes held so far."""

@@ -530,7 +530,12 @@ class Run:
             self.echo,
             self._lookup,
             self._retry_on(name, attempt) if self._policy else None,
+            timeout=self._timeout_of(name),
         )
+
+    def _timeout_of(self, name: str) -> float | None:
+        policy = self._policy.get(name) if self._policy else None
+        return policy.timeout if policy is not None else None
 
     def _retry_on(self, name: str, attempt: int) -> tuple[type[BaseException], ...] | None:
         policy = self._policy.get(name)

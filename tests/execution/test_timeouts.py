@@ -139,3 +139,70 @@ def test_run_wide_timeout_and_a_pool_that_is_not_exhausted_by_stuck_threads():
     assert took < 1.5, took  # two slots, four stuck threads abandoned: the run still ends
     assert result.outputs["fine"] == N(n=5)
     assert sorted(result.by_status("failed")) == [f"stuck{i}" for i in range(4)]
+
+
+def test_inline_runs_give_up_on_a_sync_task_past_its_timeout():
+    # max_workers=1 runs tasks one at a time in the calling thread; a task with a timeout runs
+    # on a worker thread meanwhile, so the timeout can give up on it and the run go on
+    s = State("inline_timeout")
+    finished = threading.Event()
+    lanes: dict[str, str] = {}
+
+    @s.task(timeout=0.2)
+    def stuck(input: N) -> N:
+        lanes["stuck"] = threading.current_thread().name
+        time.sleep(1.0)
+        finished.set()
+        return N(n=99)
+
+    @s.task()
+    def quick(input: N) -> N:
+        lanes["quick"] = threading.current_thread().name
+        return N(n=input.n + 1)
+
+    @s.task(timeout=5)
+    def timed_but_quick(input: N) -> N:
+        return N(n=input.n + 2)
+
+    stuck >> quick
+    t0 = time.perf_counter()
+    result = run(s, {"n": 1}, echo=False, max_workers=1)
+    took = time.perf_counter() - t0
+    assert took < 0.8, took
+    tr = result.task_runs["stuck"]
+    assert tr.status is TaskStatus.FAILED and tr.background
+    assert "its thread goes on in the background; its result will be discarded" in tr.error.message
+    assert result.task_runs["quick"].status is TaskStatus.SKIPPED
+    assert result.outputs["timed_but_quick"] == N(n=3)
+    assert lanes["stuck"] != threading.current_thread().name
+    assert finished.wait(3)
+    time.sleep(0.1)
+    assert tr.output is None and result.background == []  # late result discarded, thread ended
+
+
+def test_inline_timed_out_attempt_is_retried():
+    s = State("inline_timeout_retry")
+    calls: list[int] = []
+
+    @s.task(timeout=0.2, retries=1, retry_delay=0.01)
+    def slow_once(input: N) -> N:
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.6)
+            return N(n=-1)
+        return N(n=7)
+
+    @s.task()
+    def child(input: N) -> N:
+        return N(n=input.n * 2)
+
+    slow_once >> child
+    t0 = time.perf_counter()
+    result = run(s, {"n": 1}, echo=False, max_workers=1)
+    took = time.perf_counter() - t0
+    assert result.ok, result
+    assert took < 0.5, took  # the retry did not wait for the first attempt's 0.6 s
+    assert result.outputs["child"] == N(n=14)
+    assert [a.status for a in result.task_runs["slow_once"].attempts] == ["timed out", "succeeded"]
+    time.sleep(0.6)
+    assert result.outputs["slow_once"] == N(n=7)  # the abandoned attempt's late result ignored
