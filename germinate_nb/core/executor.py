@@ -130,28 +130,22 @@ class DependencyCache:
             return value
 
 
-def dependency_parameters(func: Callable[..., Any]) -> dict[str, Depends]:
-    """Return the parameters of ``func`` whose default is a ``Depends``."""
+def _parameters(func: Callable[..., Any]) -> list[inspect.Parameter] | None:
+    """The parameters of ``func`` in order, or None when it has no inspectable signature."""
     try:
-        params = inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {n: p.default for n, p in params.items() if isinstance(p.default, Depends)}
-
-
-def input_parameter(func: Callable[..., Any]) -> str | None:
-    """Name of the parameter that receives the task input, or None.
-
-    The parameter called ``input``, else the first parameter that is not a ``Depends`` (the
-    seed passed the input positionally, whatever its name).
-    """
-    try:
-        params = inspect.signature(func).parameters.values()
+        return list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
         return None
+
+
+def _dependencies_in(params: list[inspect.Parameter] | None) -> dict[str, Depends]:
+    return {p.name: p.default for p in params or () if isinstance(p.default, Depends)}
+
+
+def _input_in(params: list[inspect.Parameter] | None) -> str | None:
     names = [
         p.name
-        for p in params
+        for p in params or ()
         if not isinstance(p.default, Depends)
         and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     ]
@@ -160,18 +154,29 @@ def input_parameter(func: Callable[..., Any]) -> str | None:
     return names[0] if names else None
 
 
-def _first_positional(func: Callable[..., Any], name: str) -> bool:
-    """Can ``name`` be passed as the first positional argument of ``func``?"""
-    try:
-        first = next(iter(inspect.signature(func).parameters.values()), None)
-    except (TypeError, ValueError):
-        return False
+def _first_positional_in(params: list[inspect.Parameter] | None, name: str) -> bool:
+    """Can ``name`` be passed as the first positional argument?"""
+    first = params[0] if params else None
     return (
         first is not None
         and first.name == name
         and first.kind
         in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     )
+
+
+def dependency_parameters(func: Callable[..., Any]) -> dict[str, Depends]:
+    """Return the parameters of ``func`` whose default is a ``Depends``."""
+    return _dependencies_in(_parameters(func))
+
+
+def input_parameter(func: Callable[..., Any]) -> str | None:
+    """Name of the parameter that receives the task input, or None.
+
+    The parameter called ``input``, else the first parameter that is not a ``Depends`` (the
+    seed passed the input positionally, whatever its name).
+    """
+    return _input_in(_parameters(func))
 
 
 _INFER: Any = object()
@@ -297,12 +302,13 @@ class TaskExecutor(BaseTaskExecutor):
         self.input_schema = input_schema
         self.output_schema = output_schema
         self.callable = callable
+        params = _parameters(callable)  # inspected once: the slowest part of declaring a task
         if input_param is _INFER:
-            input_param = input_parameter(callable)
+            input_param = _input_in(params)
         self.input_param = input_param
-        self._positional = input_param is not None and _first_positional(callable, input_param)
+        self._positional = input_param is not None and _first_positional_in(params, input_param)
         self._source = source
-        self._dependencies = dependency_parameters(callable)
+        self._dependencies = _dependencies_in(params)
         self._direct = self._positional and not self._dependencies  # callable(input) will do
         self._is_async = inspect.iscoroutinefunction(callable)
         self._fingerprint: str | None = None

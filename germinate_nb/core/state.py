@@ -13,7 +13,7 @@ from germinate_nb.core.conditions import (
     ConditionResult,
     Transition,
 )
-from germinate_nb.core.executor import TaskExecutor, executor_name_for, input_parameter
+from germinate_nb.core.executor import TaskExecutor, executor_name_for
 from germinate_nb.core.options import TaskOptions, task_options
 from germinate_nb.core.registry import TaskRegistry, did_you_mean
 from germinate_nb.core.schema import get_io_schemas
@@ -87,7 +87,6 @@ def task_decorator_factory(
             input_schema=input_schema,
             output_schema=output_schema,
             callable=func,
-            input_param=input_parameter(func),
         )
         opts = task_options(name, state=state.name, **options) if options else None
         return state.define_task(name, executor, options=opts)
