@@ -11,7 +11,9 @@ Run: python benchmarks/bench_engine.py [--sizes 1000,10000] [--repeat 3]
        merge and validation (target: <= 20 us/task at 1,000 tasks).
    (d) what isolating the reuse cache from user mutation costs: one output dump per task
        (children need it anyway), and one model_validate per cache hit.
-2. Makespan / critical path for 200 IO tasks (20 ms sleeps) in 10 layers (target <= 1.05).
+2. Makespan / critical path for 200 IO tasks (20 ms sleeps) in 10 layers (target <= 1.05),
+   beside the same DAG run by the thread-pool and asyncio baselines above (sleeping instead of
+   returning at once): what the machine allows (its sleeps end late, its threads wake late).
 3. Skewed durations (5-50 ms): dependency-driven vs strategy="phases", with analytic limits.
 4. First run of a freshly declared 10,000-task state vs the warm run after it (target <= 1.5).
 5. Run store overhead on the 1,000-task serial run of section 1 (target <= 10 %), store on vs
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import graphlib
 import queue
 import random
@@ -75,7 +78,9 @@ def make_state(name: str, parents: list[list[int]], fn=noop) -> State:
     return state
 
 
-def run_task(i: int, parents: list[list[int]], outputs: dict[int, Payload], run_input: dict):
+def run_task(
+    i: int, parents: list[list[int]], outputs: dict[int, Payload], run_input: dict, fn=noop
+):
     """What every baseline does per task: merge parents' dumps, validate, call, validate."""
     if parents[i]:
         data: dict = {}
@@ -83,7 +88,7 @@ def run_task(i: int, parents: list[list[int]], outputs: dict[int, Payload], run_
             data.update(outputs[p].model_dump())
     else:
         data = run_input
-    out = noop(Payload.model_validate(data))
+    out = fn(Payload.model_validate(data))
     return out if type(out) is Payload else Payload.model_validate(out)
 
 
@@ -95,7 +100,13 @@ def serial_baseline(parents: list[list[int]]) -> dict[int, Payload]:
     return outputs
 
 
-def threaded_baseline(parents: list[list[int]], workers: int = 32) -> dict[int, Payload]:
+def threaded_baseline(
+    parents: list[list[int]],
+    workers: int = 32,
+    fn=noop,
+    pool: concurrent.futures.ThreadPoolExecutor | None = None,
+) -> dict[int, Payload]:
+    """A dependency-driven thread-pool scheduler; ``pool``: an already started one to use."""
     n = len(parents)
     children: list[list[int]] = [[] for _ in range(n)]
     for i, ps in enumerate(parents):
@@ -105,10 +116,12 @@ def threaded_baseline(parents: list[list[int]], workers: int = 32) -> dict[int, 
     outputs: dict[int, Payload] = {}
     done: queue.SimpleQueue = queue.SimpleQueue()
     in_flight = 0
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
 
         def submit(i: int) -> None:
-            fut = pool.submit(run_task, i, parents, outputs, {"x": 0})
+            fut = pool.submit(run_task, i, parents, outputs, {"x": 0}, fn)
             fut.add_done_callback(lambda f, i=i: done.put((i, f.result())))
 
         for i in range(n):
@@ -208,7 +221,7 @@ async def anoop(input: Payload) -> Payload:
     return Payload(x=input.x)
 
 
-def asyncio_baseline(parents: list[list[int]]) -> dict[int, Payload]:
+def asyncio_baseline(parents: list[list[int]], afn=anoop) -> dict[int, Payload]:
     """A dependency-driven asyncio loop doing the same per-task work as run() does."""
     n = len(parents)
     children: list[list[int]] = [[] for _ in range(n)]
@@ -229,7 +242,7 @@ def asyncio_baseline(parents: list[list[int]]) -> dict[int, Payload]:
                     data.update(outputs[p].model_dump())
             else:
                 data = {"x": 0}
-            out = await anoop(Payload.model_validate(data))
+            out = await afn(Payload.model_validate(data))
             outputs[i] = out if type(out) is Payload else Payload.model_validate(out)
             for c in children[i]:
                 waiting[c] -= 1
@@ -365,19 +378,42 @@ def phase_limit(durations: list[float], parents: list[list[int]]) -> float:
     return sum(longest.values())
 
 
+def sleep_20ms(input: Payload) -> Payload:
+    time.sleep(0.02)
+    return input
+
+
+async def asleep_20ms(input: Payload) -> Payload:
+    await asyncio.sleep(0.02)
+    return input
+
+
 def makespan() -> None:
     print("\n2. makespan / critical path, 200 IO tasks (20 ms sleeps) in 10 layers (target 1.05)")
+    print("   beside the same DAG on a bare scheduler doing the same per-task work (the floor)")
     parents = layered(200, 10, seed=2)
     durations = [0.02] * 200
     cp = critical_path(durations, parents)
-    for kind in ("sync", "async"):
-        with use_registry():
-            state = io_state(f"io_{kind}", durations, parents, kind)
-            wall = best(lambda state=state: run(state, {"x": 0}), 3)
-        print(
-            f"  {kind:>5}: makespan {wall * 1000:7.1f} ms, critical path {cp * 1000:6.1f} ms, "
-            f"ratio {wall / cp:.3f}"
-        )
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:  # started, as run()'s pool is
+        threaded_baseline(parents, fn=sleep_20ms, pool=pool)
+        floors = {
+            "sync": lambda: threaded_baseline(parents, fn=sleep_20ms, pool=pool),
+            "async": lambda: asyncio_baseline(parents, afn=asleep_20ms),
+        }
+        for kind, floor in floors.items():
+            ours, bare = [], []
+            with use_registry():
+                state = io_state(f"io_{kind}", durations, parents, kind)
+                run(state, {"x": 0})
+                for _ in range(5):  # alternately: machine noise hits both alike
+                    ours.append(timeit_once(lambda state=state: run(state, {"x": 0}), 1) / cp)
+                    bare.append(timeit_once(floor, 1) / cp)
+            name = "thread pool" if kind == "sync" else "asyncio.run"
+            print(
+                f"  {kind:>5}: ratio best {min(ours):.3f}, median {statistics.median(ours):.3f} "
+                f"(critical path {cp * 1000:.0f} ms); a bare {name} scheduler: best "
+                f"{min(bare):.3f}, median {statistics.median(bare):.3f}"
+            )
 
     print("\n3. skewed durations (5-50 ms, seed 3): dependencies vs phases")
     rng = random.Random(3)
