@@ -182,11 +182,11 @@ class DagExplorer(widgets.VBox):
         self.message = widgets.HTML("")
         self.input_form = InputForm([])
         self._form_box = widgets.VBox([self.input_form])
-        self.machine = widgets.Image(format="png", layout={"max_width": "100%"})
+        self.machine = widgets.HTML(layout={"width": "100%"})
         self.graph = DagCanvas(layout={"width": "100%"})
         self.phase_strip = PhaseStrip(self._on_task_click)
         self.details = DetailsPane(on_remove=self._on_remove_click)
-        self.timeline = widgets.Image(format="png", layout={"max_width": "100%"})
+        self.timeline = widgets.HTML(layout={"width": "100%"})
         self.timeline_note = widgets.HTML("<i>The timeline of a run shows after it ends.</i>")
         self.history = HistoryView(self._on_view_run, load=self._load_stored_run)
         self.view_selector = widgets.ToggleButtons(
@@ -297,9 +297,11 @@ class DagExplorer(widgets.VBox):
             self._refresh_picture(snap)
             self._refresh_problems()
             if self.workflow is not None:
-                from germinate_nb.render.mpl import draw_workflow, figure_png
+                from germinate_nb.render.mpl import draw_workflow, inked, themed_svg
 
-                self.machine.value = figure_png(draw_workflow(self.workflow, current=state.name))
+                with inked():
+                    machine = draw_workflow(self.workflow, current=state.name)
+                self.machine.value = themed_svg(machine)
             self._refresh_history(state.name)
             self._sync_buttons()
             self._show_status()
@@ -653,9 +655,9 @@ class DagExplorer(widgets.VBox):
         if shown is None or not RunStatus(shown.status).is_final:
             self.timeline_note.value = "<i>The timeline of a run shows after it ends.</i>"
             return
-        from germinate_nb.render.mpl import figure_png
+        from germinate_nb.render.timeline import timeline_svg
 
-        self.timeline.value = figure_png(shown.timeline())
+        self.timeline.value = timeline_svg(shown)
         self.timeline_note.value = f"<i>{html.escape(run_label(shown))}</i>"
 
     @_guard

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
+import re
 import textwrap
 import unicodedata
 import warnings
@@ -24,12 +26,23 @@ from matplotlib.patches import Patch
 from germinate_nb.core.state import State
 from germinate_nb.core.validate import Problem
 from germinate_nb.render.layout import Layout, focus_tasks, phase_layout
-from germinate_nb.render.text import PROBLEM_COLOR, STATUS_COLORS
+from germinate_nb.render.text import MUTED, PROBLEM_COLOR, STATUS_COLORS
 
 if TYPE_CHECKING:
     from germinate_nb.core.workflow import Workflow
 
-__all__ = ["MAX_LABELS", "draw_state", "draw_workflow", "figure_png", "figure_svg"]
+__all__ = [
+    "INK",
+    "MAX_LABELS",
+    "THEME_INK",
+    "THEME_MUTED",
+    "draw_state",
+    "draw_workflow",
+    "figure_png",
+    "figure_svg",
+    "inked",
+    "themed_svg",
+]
 
 MAX_LABELS = 150
 """Above this many tasks, names give way to an overview (select a task to focus on it)."""
@@ -143,7 +156,7 @@ def draw_state(
         colors = [
             STATUS_COLORS.get(statuses.get(k, "pending"), STATUS_COLORS["pending"]) for k in order
         ]
-        edges = [PROBLEM_COLOR if k in bad_tasks else "#57606a" for k in order]
+        edges = [PROBLEM_COLOR if k in bad_tasks else MUTED for k in order]
         widths = [2.5 if k in bad_tasks or k == selected else 0.8 for k in order]
         size = 260 if labels else max(12.0, 260.0 * (MAX_LABELS / n) ** 0.5)
         ax.scatter(
@@ -189,7 +202,7 @@ def draw_state(
             title += " (has a cycle)"
     ax.set_title(_label(title, 160), fontsize=10, loc="left", **_LITERAL)
     present = sorted({statuses.get(k, "pending") for k in pos}, key=list(STATUS_COLORS).index)
-    handles = [Patch(facecolor=STATUS_COLORS[s], edgecolor="#57606a", label=s) for s in present]
+    handles = [Patch(facecolor=STATUS_COLORS[s], edgecolor=MUTED, label=s) for s in present]
     if bad_edges:
         handles.append(Patch(facecolor="white", edgecolor=PROBLEM_COLOR, label="problem"))
     if handles:
@@ -267,7 +280,7 @@ def _phase_labels(ax: Any, layout: Layout) -> None:
             ha="center",
             va="bottom",
             fontsize=8,
-            color="#57606a",
+            color=MUTED,
             **_LITERAL,
         )
 
@@ -284,9 +297,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
     for name, (x, y) in pos.items():
         face = "#ddf4ff" if name == current else "#f6f8fa"
         edge = (
-            "#0969da"
-            if workflow.initial_state and name == workflow.initial_state.name
-            else "#57606a"
+            "#0969da" if workflow.initial_state and name == workflow.initial_state.name else MUTED
         )
         ax.text(
             x,
@@ -296,6 +307,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
             va="center",
             fontsize=10,
             zorder=3,
+            color="#1f2328",  # dark on the light box, on a light or dark page alike
             bbox={"boxstyle": "round,pad=0.5", "facecolor": face, "edgecolor": edge},
             **_LITERAL,
         )
@@ -313,7 +325,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
             arrowprops={
                 "arrowstyle": "->",
                 "connectionstyle": f"arc3,rad={-bend}",
-                "color": "#57606a",
+                "color": MUTED,
             },
         )
         ax.text(
@@ -322,7 +334,7 @@ def draw_workflow(workflow: Workflow, *, current: str | None = None) -> Figure:
             _label(t.condition.name),
             ha="center",
             fontsize=8,
-            color="#57606a",
+            color=MUTED,
             **_LITERAL,
         )
     ax.set_xlim(-0.8, max(len(states) - 0.2, 0.8))
@@ -353,3 +365,54 @@ def figure_svg(fig: Figure) -> str:
     ):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()
+
+
+INK = "#010203"
+"""The colour a figure meant for :func:`themed_svg` draws its text and axes in (see :func:`inked`);
+it becomes the notebook theme's font colour."""
+
+THEME_INK = "var(--jp-ui-font-color1, #1f2328)"
+"""What :data:`INK` becomes: JupyterLab's font colour, or a dark grey outside JupyterLab."""
+
+THEME_MUTED = f"var(--jp-ui-font-color2, {MUTED})"
+"""What :data:`~germinate_nb.render.text.MUTED` becomes: JupyterLab's secondary font colour."""
+
+_IDS = itertools.count(1)
+_ID_REF = re.compile(r'(\bid="|url\(#|href="#)')
+
+
+@contextlib.contextmanager
+def inked() -> Iterator[None]:
+    """Draw text, axes, ticks and legends in :data:`INK`, on no background, while inside."""
+    with matplotlib.rc_context(
+        {
+            "text.color": INK,
+            "axes.labelcolor": INK,
+            "axes.titlecolor": INK,
+            "axes.edgecolor": INK,
+            "xtick.color": INK,
+            "ytick.color": INK,
+            "legend.labelcolor": INK,
+            "axes.facecolor": "none",
+            "figure.facecolor": "none",
+            "savefig.facecolor": "none",
+        }
+    ):
+        yield
+
+
+def themed_svg(fig: Figure) -> str:
+    """Inline-HTML SVG of a figure drawn :func:`inked`, in the notebook theme's colours.
+
+    :data:`INK` becomes :data:`THEME_INK` and the muted grey :data:`THEME_MUTED`, so the
+    picture reads on light and dark themes alike; the XML prolog is dropped and every element
+    id gets a prefix of its own, so two pictures on one page never share a clip path. The SVG
+    keeps its size, shrunk to its container's width when wider. Text is escaped by
+    matplotlib's SVG writer.
+    """
+    svg = figure_svg(fig)
+    svg = svg[svg.index("<svg") :]
+    prefix = f"germinate{next(_IDS)}-"
+    svg = _ID_REF.sub(lambda m: m.group(1) + prefix, svg)
+    svg = svg.replace(INK, THEME_INK).replace(MUTED, THEME_MUTED)
+    return svg.replace("<svg ", '<svg style="max-width: 100%; height: auto" ', 1)

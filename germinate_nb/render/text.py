@@ -25,6 +25,8 @@ STATUS_COLORS = {
     "cancelled": "#bf8700",
 }
 PROBLEM_COLOR = "#d1242f"
+MUTED = "#57606a"
+"""Outlines, arrows and secondary labels (a mid grey that reads on white and on dark)."""
 
 
 def _problem_edges(problems: Iterable[Problem]) -> set[tuple[str, str]]:
@@ -154,7 +156,7 @@ def to_mermaid(
     for status, color in STATUS_COLORS.items():
         members = [ids[t.name] for t in state.tasks if statuses.get(t.name, "pending") == status]
         if members:
-            lines.append(f"  classDef {status} fill:{color},stroke:#57606a")
+            lines.append(f"  classDef {status} fill:{color},stroke:{MUTED}")
             lines.append(f"  class {','.join(members)} {status}")
     if red:
         lines.append(

@@ -11,14 +11,16 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from germinate_nb.execution.result import RunResult, TaskRun
-from germinate_nb.render.mpl import literal_text
-from germinate_nb.render.text import STATUS_COLORS
+from germinate_nb.render.mpl import inked, literal_text, themed_svg
+from germinate_nb.render.text import MUTED, STATUS_COLORS
 
-__all__ = ["critical_path", "draw_timeline", "timeline_rows"]
+__all__ = ["critical_path", "draw_timeline", "timeline_rows", "timeline_svg"]
 
 CRITICAL_COLOR = "#0969da"
 LABELLED_BARS = 60
 """Above this many bars, task names are left out (the tooltip-less picture would be a smear)."""
+VECTOR_BARS = 500
+"""Above this many bars, the bars of an SVG timeline are one embedded image (text stays text)."""
 
 
 def timeline_rows(result: RunResult) -> list[tuple[str, TaskRun]]:
@@ -98,6 +100,18 @@ def draw_timeline(result: RunResult, *, width: float = 10.0) -> Figure:
     return fig
 
 
+def timeline_svg(result: RunResult, *, width: float = 6.5) -> str:
+    """The timeline as inline SVG in the notebook theme's colours (the explorer's Timeline).
+
+    Text and axes follow the theme's font colour and there is no background, so it reads on
+    light and dark themes alike. ``width`` (inches) fits the explorer's column beside the
+    details; the picture shrinks to a narrower container.
+    """
+    with inked():
+        fig = draw_timeline(result, width=width)
+    return themed_svg(fig)
+
+
 def _lane_order(lane: str) -> tuple[str, int]:
     """Lanes sorted by name, numbered rows (``worker-10``, ``loop (2)``) in number order."""
     head = lane.rstrip("0123456789) ")
@@ -123,10 +137,17 @@ def _draw(ax: Any, result: RunResult, rows: list[tuple[str, TaskRun]], lanes: li
         boxes.append([(x0, y - 0.35), (x1, y - 0.35), (x1, y + 0.35), (x0, y + 0.35)])
         colors.append(STATUS_COLORS.get(run.status.value, STATUS_COLORS["pending"]))
         on_path = run.name in critical
-        outline.append(CRITICAL_COLOR if on_path else "#57606a")
+        outline.append(CRITICAL_COLOR if on_path else MUTED)
         widths.append(2.0 if on_path else 0.4)
     ax.add_collection(
-        PolyCollection(boxes, facecolors=colors, edgecolors=outline, linewidths=widths, gid="bars")
+        PolyCollection(
+            boxes,
+            facecolors=colors,
+            edgecolors=outline,
+            linewidths=widths,
+            gid="bars",
+            rasterized=len(boxes) > VECTOR_BARS,
+        )
     )
     if len(rows) <= LABELLED_BARS:
         for (lane, run), box in zip(rows, boxes, strict=True):
@@ -148,7 +169,7 @@ def _draw(ax: Any, result: RunResult, rows: list[tuple[str, TaskRun]], lanes: li
     ax.set_xlabel("seconds since the first task started", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
     present = sorted({run.status.value for _, run in rows}, key=list(STATUS_COLORS).index)
-    handles = [Patch(facecolor=STATUS_COLORS[s], edgecolor="#57606a", label=s) for s in present]
+    handles = [Patch(facecolor=STATUS_COLORS[s], edgecolor=MUTED, label=s) for s in present]
     handles.append(Patch(facecolor="none", edgecolor=CRITICAL_COLOR, lw=2, label="critical path"))
     ax.figure.legend(
         handles=handles, loc="outside lower right", fontsize=7, ncols=len(handles), frameon=False

@@ -139,6 +139,61 @@ def test_workflow_figure():
     assert {"a", "b", "go"} <= set(texts)
 
 
+def test_themed_timeline_svg_follows_the_theme_escapes_text_and_has_unique_ids():
+    import re
+    import threading
+
+    from germinate_nb import State, run
+    from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
+    from germinate_nb.render.mpl import INK, THEME_INK
+    from germinate_nb.render.timeline import VECTOR_BARS, timeline_svg
+    from tests.resources.models import X
+
+    s = State("themed")
+
+    @s.task()
+    def one(input: X) -> X:
+        return input
+
+    @s.task()
+    def two(input: X) -> X:
+        return input
+
+    one >> two
+    holder: dict = {}
+    # an inline run's lane is the calling thread's name, which any code may set
+    caller = threading.Thread(
+        target=lambda: holder.update(r=run(s, {"x": 1}, max_workers=1)),
+        name="<img src=x onerror=alert(1)>",
+    )
+    caller.start()
+    caller.join(10)
+    first, second = timeline_svg(holder["r"]), timeline_svg(holder["r"])
+    assert first.startswith('<svg style="max-width: 100%; height: auto" ')
+    assert "<?xml" not in first and "<!DOCTYPE" not in first
+    assert THEME_INK in first and INK not in first
+    assert "<img" not in first and "&lt;img src=x onerror=alert(1)&gt;" in first
+    ids = [set(re.findall(r'\bid="([^"]+)"', svg)) for svg in (first, second)]
+    assert ids[0] and not ids[0] & ids[1]  # two timelines on one page share no clip path
+    for svg, own in zip((first, second), ids, strict=True):
+        refs = set(re.findall(r'(?:url\(#|href="#)([^)"]+)', svg))
+        assert refs <= own  # every reference points inside its own picture
+
+    def synthetic(n: int) -> RunResult:
+        runs = {
+            f"t{i}": TaskRun(
+                f"t{i}", TaskStatus.SUCCEEDED, start_time=i / 1000, duration=0.002, lane=f"w{i % 8}"
+            )
+            for i in range(n)
+        }
+        return RunResult("many", runs, parents={name: () for name in runs})
+
+    vector, raster = timeline_svg(synthetic(VECTOR_BARS)), timeline_svg(synthetic(5 * VECTOR_BARS))
+    assert "<image" not in vector and vector.count("<path") > VECTOR_BARS
+    assert "<image" in raster and raster.count("<path") < VECTOR_BARS  # bars are one image
+    assert len(raster) < 200_000
+
+
 def test_timeline_has_one_bar_per_task_run_and_outlines_the_critical_path():
     import time
 
