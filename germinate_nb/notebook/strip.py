@@ -8,7 +8,7 @@ makes the same few widgets. Phase numbers are the state's global phases everywhe
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import ipywidgets as widgets
@@ -27,6 +27,12 @@ LIGHT_TEXT = frozenset(("succeeded", "failed"))
 """Statuses whose colour is dark enough for white text."""
 SELECTED_BORDER = "2px solid var(--jp-brand-color1, #0969da)"
 CHANGED_BORDER = "2px dashed var(--jp-warn-color1, #9a6700)"
+_SEARCH_CLASSES = frozenset(("germinate-match", "germinate-nomatch"))
+
+
+def _found_cell(count: int) -> str:
+    """A compact strip's count of the search's matches in one phase (bold when any)."""
+    return f"<td><b>{count}</b></td>" if count else "<td style='opacity:0.5'>0</td>"
 
 
 class PhaseStrip(widgets.VBox):
@@ -43,6 +49,7 @@ class PhaseStrip(widgets.VBox):
         self._statuses: Mapping[str, str] = {}
         self._marks: Mapping[str, str] = {}
         self._selected = ""
+        self._matches: frozenset[str] | None = None  # what the search names (None: no search)
         self._phase_of: dict[str, int] = {}
         self._buttons: dict[str, widgets.Button] = {}
         self._picker: widgets.Dropdown | None = None
@@ -145,9 +152,12 @@ class PhaseStrip(widgets.VBox):
         return self._slots[i]
 
     def _summaries_html(self) -> str:
+        matches = self._matches
         rows = "".join(
             f"<tr><td style='white-space:nowrap'><b>phase {i + 1}</b></td>"
-            f"<td>{len(layer)}</td><td>{self._summary(layer)}</td></tr>"
+            f"<td>{len(layer)}</td><td>{self._summary(layer)}</td>"
+            + ("" if matches is None else _found_cell(sum(n in matches for n in layer)))
+            + "</tr>"
             for i, layer in enumerate(self.layers[:SUMMARY_ROWS])
         )
         more = (
@@ -156,9 +166,10 @@ class PhaseStrip(widgets.VBox):
             if len(self.layers) > SUMMARY_ROWS
             else ""
         )
+        found = "" if matches is None else "<th>found</th>"
         return (
             "<table class='germinate-phase-counts'><thead><tr><th>phase</th><th>tasks</th>"
-            f"<th>by status</th></tr></thead><tbody>{rows}{more}</tbody></table>"
+            f"<th>by status</th>{found}</tr></thead><tbody>{rows}{more}</tbody></table>"
         )
 
     def _on_picker_change(self, change: dict[str, Any]) -> None:
@@ -221,6 +232,20 @@ class PhaseStrip(widgets.VBox):
             if self._summary_box.value != value:
                 self._summary_box.value = value
 
+    def set_matches(self, matches: Collection[str] | None) -> None:
+        """Show what the explorer's search names: other toggles dim, phases count their matches.
+
+        ``None`` (no search) shows every toggle plainly; an empty collection dims them all.
+        """
+        found = None if matches is None else frozenset(matches)
+        if found == self._matches:
+            return
+        self._matches = found
+        for name, button in self._buttons.items():
+            self._style(button, name)
+        if self.compact and self._summary_box is not None:
+            self._summary_box.value = self._summaries_html()
+
     def _summary(self, layer: list[str]) -> str:
         counts: dict[str, int] = {}
         for name in layer:
@@ -236,8 +261,15 @@ class PhaseStrip(widgets.VBox):
     def _style(self, button: widgets.Button, name: str) -> None:
         status = self._statuses.get(name, "pending")
         # one message per trait that really changes: this runs for every task event
-        classes = tuple(c for c in button._dom_classes if not c.startswith("germinate-status-"))
+        classes = tuple(
+            c
+            for c in button._dom_classes
+            if not c.startswith("germinate-status-") and c not in _SEARCH_CLASSES
+        )
         classes += (f"germinate-status-{status.replace(' ', '-')}",)
+        matches = self._matches
+        if matches is not None:
+            classes += ("germinate-match" if name in matches else "germinate-nomatch",)
         if button._dom_classes != classes:
             button._dom_classes = classes
         color = STATUS_COLORS.get(status, "#eaeef2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -69,6 +70,59 @@ def test_search_filters_by_name_namespace_and_status_and_enter_selects():
     assert ex.selected == "fetch_links" and ex.graph.selected == "fetch_links"
     ex.search.value = ""
     assert ex.graph.matches == []
+
+    # a status search typed before a run follows it: the run's end names the failures
+    ex.search.value = "status:failed"
+    s.get("plan").executor.callable = _fails  # fails next run; the state version stays
+    run(s, {"x": 1})
+    assert ex.wait(5) is not None
+    assert ex.graph.matches == ["fetch_links", "plan"]
+
+
+def _fails(input: X) -> X:
+    raise ValueError("now failing")
+
+
+def _search_classes(button) -> set[str]:
+    return set(button._dom_classes) & {"germinate-match", "germinate-nomatch"}
+
+
+def test_search_marks_the_phase_strip_toggles_and_counts_matches_when_compact():
+    s = State("strip_search")
+
+    @s.task()
+    def fetch_pages(input: X) -> X:
+        return input
+
+    @s.task()
+    def plan(input: X) -> X:
+        return input
+
+    fetch_pages >> plan
+    ex = explore(s)
+    toggles = ex.phase_strip.buttons
+    assert all(not _search_classes(b) for b in toggles.values())
+    ex.search.value = "fetch"
+    assert _search_classes(toggles["fetch_pages"]) == {"germinate-match"}
+    assert _search_classes(toggles["plan"]) == {"germinate-nomatch"}
+    ex.search.value = "nothing-matches-this"
+    assert all(_search_classes(b) == {"germinate-nomatch"} for b in toggles.values())
+    ex.search.value = "  "
+    assert all(not _search_classes(b) for b in toggles.values())
+
+    big = layered_state("strip_search_big", TOGGLE_CAP + 60, width=30)
+    ex = explore(big)
+    counts = ex.phase_strip._summary_box.value
+    assert "<th>found</th>" not in counts
+    ex.search.value = "t1"  # t1, t10-t19, t100-t199: 111 tasks over the phases
+    counts = ex.phase_strip._summary_box.value
+    found = re.findall(r"<td><b>(\d+)</b></td>|<td style='opacity:0.5'>0</td>", counts)
+    assert "<th>found</th>" in counts
+    assert sum(int(n or 0) for n in found) == len(ex.graph.matches) == 111
+    ex.select("t5")  # opens t5's phase page: its toggles carry the marks
+    shown = ex.phase_strip.buttons
+    assert _search_classes(shown["t5"]) == {"germinate-nomatch"}
+    assert _search_classes(shown["t15"]) == {"germinate-match"}
 
 
 def test_a_click_in_the_picture_selects_the_task(design):
