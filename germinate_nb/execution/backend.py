@@ -83,6 +83,11 @@ class Job:
         return log.text if log is not None else ""
 
     @property
+    def echo_label(self) -> str:
+        """What starts each line of the task's text echoed to the cell."""
+        return f"[{self.name}] "
+
+    @property
     def job(self) -> Job:
         """The job itself (a log route names the job it belongs to)."""
         return self

@@ -198,7 +198,7 @@ def execute(
     finally:
         _ROUTE.reset(token)
         if job.echo_tails:
-            flush_echo(job)
+            flush_echo(job, end=True)
     return Outcome(
         job.name, "ok", output, dump, model, key, None, start,
         time.perf_counter() - t0, lane, executor.fingerprint,
@@ -257,7 +257,7 @@ async def aexecute(
         outcome.retryable = is_retryable(job, err)
     finally:
         if job.echo_tails:
-            flush_echo(job)
+            flush_echo(job, end=True)
     outcome.attempt = job.attempt
     if job._log is not None:
         outcome.log = job._log.text

@@ -29,7 +29,9 @@ handler on ``sys.stderr``, ``logging.lastResort``) is not written to the log a s
 Echoed text reaches the original stream a whole line at a time (``print`` writes its text and
 its newline in two calls; two threads printing at once would otherwise mix inside a line). Text
 after the last newline is held until the next newline, a ``flush()`` (``print(..., flush=True)``,
-a progress bar's refresh) or the end of the capture or task.
+a progress bar's refresh) or the end of the capture or task. A task's echoed lines start with
+its name (``[fetch] page 3 done``), so concurrent tasks' lines can be told apart; the task log
+itself keeps the text as written.
 
 Not captured: writes to ``sys.stdout.buffer``, to file descriptors (C extensions, subprocesses),
 to a stream object held from before :func:`install`, or done while ``sys.stdout`` is replaced by
@@ -42,6 +44,7 @@ import collections
 import contextlib
 import contextvars
 import logging
+import re
 import sys
 import threading
 import types
@@ -219,6 +222,7 @@ class _Capture:
     """
 
     __slots__ = ("_token", "echo", "echo_tails", "job", "log", "records")
+    echo_label = ""  # echoed text is not labelled (a task's job labels it with its name)
 
     def __init__(self, log: TaskLog, echo: bool) -> None:
         self.log = log
@@ -226,7 +230,8 @@ class _Capture:
         self.job: Any = None  # the engine's job around this block, if any (current_task())
         # logging records already written to ``log``, so their handler output is not written twice
         self.records: weakref.WeakSet[logging.LogRecord] | None = None
-        self.echo_tails: dict[Any, str] | None = None  # echoed text not yet ended by a newline
+        # per stream: echoed text not yet ended by a newline, and whether its line was begun
+        self.echo_tails: dict[Any, tuple[str, bool]] | None = None
         self._token: contextvars.Token[_Capture | None] | None = None
 
     def __enter__(self) -> TaskLog:
@@ -243,12 +248,13 @@ class _Capture:
             self._token = None
             _ROUTE.reset(token)
         if self.echo_tails:
-            flush_echo(self)
+            flush_echo(self, end=True)
 
 
 _ROUTE: contextvars.ContextVar[Any] = contextvars.ContextVar("germinate_nb_log_route", default=None)
 """Where this context's output goes: a ``capture()`` block, or the engine's running job (any
-object with ``log`` (a TaskLog), ``echo``, writable ``records`` and ``echo_tails``, and ``job``)."""
+object with ``log`` (a TaskLog), ``echo``, ``echo_label``, writable ``records`` and
+``echo_tails``, and ``job``)."""
 
 
 def capture(log: TaskLog, *, echo: bool = False) -> contextlib.AbstractContextManager[TaskLog]:
@@ -366,26 +372,42 @@ class _RoutingStream:
 
 
 _ECHO_LOCK = threading.RLock()
+_FRESH = ("", False)  # an echo stream's state: text held, and whether its line was begun
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 def _echo(stream: _RoutingStream, route: Any, s: str) -> None:
-    r"""Echo ``s`` to the wrapped stream a whole line at a time.
+    r"""Echo ``s`` to the wrapped stream a whole line at a time, labelled with the route's task.
 
     ``print`` writes its text and its newline in two calls, so two threads echoing at once
     would otherwise interleave mid-line ("line Aline B\n"). The text after the last newline
     waits in ``route.echo_tails`` (per stream) until a newline, a ``flush()`` in the same
-    context, or the end of the route (:func:`flush_echo`).
+    context, or the end of the route (:func:`flush_echo`). Each line a task's text begins
+    starts with the route's ``echo_label`` (``"[fetch] "``; a ``capture()`` block has none).
     """
     with _ECHO_LOCK:
         tails = route.echo_tails
         if tails is None:
             tails = route.echo_tails = {}
-        text = tails.pop(stream, "") + s if tails else s
+        pending, begun = tails.pop(stream, _FRESH)
+        text = pending + s if pending else s
         cut = text.rfind("\n") + 1
-        if cut < len(text):
-            tails[stream] = text[cut:]
         if cut:
-            _write_through(stream, text[:cut])
+            _write_through(stream, _labelled(text[:cut], route.echo_label, not begun))
+            begun = False
+        if cut < len(text) or begun:
+            tails[stream] = (text[cut:], begun)
+
+
+def _labelled(text: str, label: str, at_line_start: bool) -> str:
+    r"""``label`` before each non-empty line ``text`` begins, and after each lone ``\r``."""
+    if not label:
+        return text
+    parts = _LONE_CR.sub(lambda _: "\r" + label, text).split("\n")
+    for i, part in enumerate(parts):
+        if part and (i or at_line_start):
+            parts[i] = label + part
+    return "\n".join(parts)
 
 
 def _write_through(stream: _RoutingStream, text: str) -> None:
@@ -395,19 +417,31 @@ def _write_through(stream: _RoutingStream, text: str) -> None:
         pass
 
 
-def flush_echo(route: Any, stream: _RoutingStream | None = None) -> None:
+def flush_echo(route: Any, stream: _RoutingStream | None = None, *, end: bool = False) -> None:
     """Write the echoed text still waiting for a newline (of ``stream``, or of every stream).
 
-    Called when a capture block or a task's job ends, and by the proxies' ``flush()``.
+    Called by the proxies' ``flush()``, and with ``end=True`` when a capture block or a task's
+    job ends: a task's line left open is then ended, so the next task's text starts a line.
     """
     with _ECHO_LOCK:
         tails = route.echo_tails
         if not tails:
             return
+        label = route.echo_label
         for held in [stream] if stream is not None else list(tails):
-            text = tails.pop(held, "")
-            if text:
-                _write_through(held, text)
+            state = tails.pop(held, None)
+            if state is None:
+                continue
+            pending, begun = state
+            if pending:
+                _write_through(held, _labelled(pending, label, not begun))
+                begun = True
+            if not begun:
+                continue
+            if not end:
+                tails[held] = ("", True)
+            elif label:
+                _write_through(held, "\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from germinate_nb import Depends, State, current_task, run, start_run
+from germinate_nb import Depends, State, TaskStatus, current_task, run, start_run
 from germinate_nb.execution import logs
 from tests.execution.conftest import X
 
@@ -95,11 +95,41 @@ def test_echoed_output_keeps_whole_lines_and_a_task_end_writes_its_partial_line(
     assert result.ok
     out, _ = capsys.readouterr()
     lines = out.splitlines()
-    for i in range(4):
-        assert [line for line in lines if line.startswith(f"task {i} ")] == [
-            f"task {i} line {k}" for k in range(20)
+    for i in range(4):  # whole lines, each labelled with its task, in the task's order
+        assert [line for line in lines if line.startswith(f"[t{i}] ")] == [
+            f"[t{i}] task {i} line {k}" for k in range(20)
         ]
-    assert out.endswith("no newlineafter it\n")  # partial's end wrote its text before after ran
+    # partial's end wrote its text and ended its line before after ran
+    assert out.endswith("[partial] no newline\n[after] after it\n")
+    assert result.task_runs["partial"].log == "no newline"  # the log keeps the text as written
+
+
+def test_echoed_progress_bars_and_failures_keep_their_label(capsys):
+    s = State("progress")
+
+    @s.task()
+    def progress(input: X) -> X:
+        for pct in (0, 50, 100):
+            print(f"\r{pct}%", end="", flush=True)  # a progress bar redrawing its line
+        print()
+        print("a\n\nb")
+        return input
+
+    @s.task()
+    def bad(input: X) -> X:
+        print("half", end="")
+        raise ValueError("broken")
+
+    progress >> bad
+    result = run(s, {"x": 1}, echo=True, max_workers=1)
+    assert result.task_runs["bad"].status is TaskStatus.FAILED
+    out, _ = capsys.readouterr()
+    assert out == (
+        "[progress] \r[progress] 0%\r[progress] 50%\r[progress] 100%\n"
+        "[progress] a\n\n[progress] b\n"
+        "[bad] half\n"
+    )
+    assert result.task_runs["progress"].log == "\r0%\r50%\r100%\na\n\nb\n"
 
 
 def test_a_background_run_keeps_output_out_of_the_cell(capsys):
