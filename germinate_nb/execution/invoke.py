@@ -196,6 +196,7 @@ def execute(
             False, job.attempt, job.retry_on is not None and is_retryable(job, err),
         )  # fmt: skip
     finally:
+        job.ended = time.perf_counter()
         _ROUTE.reset(token)
         if job.echo_tails:
             flush_echo(job, end=True)
@@ -256,6 +257,7 @@ async def aexecute(
         )  # fmt: skip
         outcome.retryable = is_retryable(job, err)
     finally:
+        job.ended = time.perf_counter()
         if job.echo_tails:
             flush_echo(job, end=True)
     outcome.attempt = job.attempt

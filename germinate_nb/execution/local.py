@@ -14,6 +14,7 @@ from typing import Any
 
 from germinate_nb.execution.backend import Job, Outcome, RunControl
 from germinate_nb.execution.invoke import aexecute, execute
+from germinate_nb.execution.logs import flush_echo
 from germinate_nb.execution.timers import TIMERS
 
 __all__ = [
@@ -195,8 +196,8 @@ class LocalBackend:
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
         self._flush_armed = False  # a timer or loop turn will apply the held outcomes
         self._passthrough: tuple[type[BaseException], ...] = ()
-        # inline: id(job) -> where the calling thread waits for a task run on a pool thread
-        self._guarded: dict[int, queue.SimpleQueue[Outcome | None]] = {}
+        # inline: id(job) -> what the calling thread waits on while a pool thread runs the job
+        self._guarded: dict[int, threading.Event] = {}
 
     def __repr__(self) -> str:
         mode = "inline" if self.inline else f"{self.max_workers} threads"
@@ -248,11 +249,13 @@ class LocalBackend:
         return background
 
     def _abandon(self, job: Job) -> None:
+        if job.echo_tails:  # what it printed last shows now, not whenever its thread returns
+            flush_echo(job, end=True)
         if self.inline:
             job.abandoned = True
-            box = self._guarded.pop(id(job), None)
-            if box is not None:
-                box.put(None)  # the calling thread stops waiting for it and goes on
+            waiting = self._guarded.pop(id(job), None)
+            if waiting is not None:
+                waiting.set()  # the calling thread stops waiting for it and goes on
             return
         if job.abandoned:
             return
@@ -302,7 +305,8 @@ class LocalBackend:
                     if job.timeout is None:
                         outcome = self._execute(job, lane, passthrough)
                     else:
-                        outcome = self._run_guarded(job)
+                        self._run_guarded(job)  # delivers its own outcome
+                        outcome = None
                     if outcome is not None:
                         run.hold(outcome)
                         if jobs.empty():
@@ -314,28 +318,31 @@ class LocalBackend:
         finally:
             run.flush()  # Ctrl-C in a task: what ended before it is not lost
 
-    def _run_guarded(self, job: Job) -> Outcome | None:
+    def _run_guarded(self, job: Job) -> None:
         """Inline, run a task that has a timeout on a pool thread while this thread waits.
 
         Tasks still run one at a time, but the run's timeout (or a cancel) can give up on this
         one: :meth:`_abandon` ends the wait and the run goes on in the calling thread, while
-        the task's thread goes on in the background. Its late outcome then goes to the run,
-        which discards it. None when the task was given up on or never started.
+        the task's thread goes on in the background. The pool thread delivers the outcome
+        itself (at once, not after a hand-over to this thread); one that comes after the run
+        gave up on the task is discarded as stale.
         """
-        box: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        done = threading.Event()
         key = id(job)
-        self._guarded[key] = box
+        self._guarded[key] = done
 
         def work(lane: str) -> None:
-            outcome = self._execute(job, lane, ())
-            waiting = self._guarded.pop(key, None)
-            if waiting is not None:
-                waiting.put(outcome)
-            elif outcome is not None and self._run is not None:
-                self._run.deliver(outcome)  # given up on: the run discards it as stale
+            try:
+                outcome = self._execute(job, lane, ())
+                if outcome is not None and self._run is not None:
+                    self._run.deliver(outcome)
+            finally:
+                waiting = self._guarded.pop(key, None)
+                if waiting is not None:
+                    waiting.set()
 
         POOL.submit(work)
-        return box.get()
+        done.wait()
 
     def _flush_later(self) -> None:
         """The timer (inline) or the next loop turn (async): apply the outcomes held so far."""

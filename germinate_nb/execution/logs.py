@@ -230,8 +230,8 @@ class _Capture:
         self.job: Any = None  # the engine's job around this block, if any (current_task())
         # logging records already written to ``log``, so their handler output is not written twice
         self.records: weakref.WeakSet[logging.LogRecord] | None = None
-        # per stream: echoed text not yet ended by a newline, and whether its line was begun
-        self.echo_tails: dict[Any, tuple[str, bool]] | None = None
+        # (stream, thread) -> echoed text waiting for its newline (see _echo)
+        self.echo_tails: dict[tuple[Any, int], _Held] | None = None
         self._token: contextvars.Token[_Capture | None] | None = None
 
     def __enter__(self) -> TaskLog:
@@ -239,6 +239,8 @@ class _Capture:
             install()
         outer = _ROUTE.get()
         self.job = getattr(outer, "job", None)
+        if outer is not None and outer.echo_tails:  # keep the order of what this thread echoes
+            flush_echo(outer, here=True)
         self._token = _ROUTE.set(self)
         return self.log
 
@@ -352,9 +354,15 @@ class _RoutingStream:
 
     def flush(self) -> None:
         route = _ROUTE.get()
-        if route is not None and route.echo_tails:
-            flush_echo(route, self)
-        self._germinate_target.flush()
+        if route is None:
+            self._germinate_target.flush()
+            return
+        if route.echo_tails:
+            flush_echo(route, self, here=True)
+        try:
+            self._germinate_target.flush()
+        except (OSError, ValueError):  # a closed cell stream must not fail the task
+            pass
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_germinate_"):  # an unset slot (a copy made without __init__)
@@ -372,8 +380,20 @@ class _RoutingStream:
 
 
 _ECHO_LOCK = threading.RLock()
-_FRESH = ("", False)  # an echo stream's state: text held, and whether its line was begun
 _LONE_CR = re.compile(r"\r(?!\n)")
+ECHO_HOLD = 8192
+"""Longest text held for its newline; beyond it, the text so far is echoed as a partial line."""
+
+
+class _Held:
+    """Echoed text of one thread on one stream, waiting for its newline."""
+
+    __slots__ = ("begun", "chunks", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.size = 0
+        self.begun = False  # part of the line was written already (a flush, a long line)
 
 
 def _echo(stream: _RoutingStream, route: Any, s: str) -> None:
@@ -381,22 +401,48 @@ def _echo(stream: _RoutingStream, route: Any, s: str) -> None:
 
     ``print`` writes its text and its newline in two calls, so two threads echoing at once
     would otherwise interleave mid-line ("line Aline B\n"). The text after the last newline
-    waits in ``route.echo_tails`` (per stream) until a newline, a ``flush()`` in the same
-    context, or the end of the route (:func:`flush_echo`). Each line a task's text begins
-    starts with the route's ``echo_label`` (``"[fetch] "``; a ``capture()`` block has none).
+    waits in ``route.echo_tails`` (per stream and thread) until a newline, a ``flush()`` in
+    the same thread, ``ECHO_HOLD`` characters, or the end of the route (:func:`flush_echo`).
+    Each line a task's text begins starts with the route's ``echo_label`` (``"[fetch] "``; a
+    ``capture()`` block has none).
     """
+    key = (stream, threading.get_ident())
     with _ECHO_LOCK:
         tails = route.echo_tails
         if tails is None:
             tails = route.echo_tails = {}
-        pending, begun = tails.pop(stream, _FRESH)
-        text = pending + s if pending else s
+        held = tails.get(key)
+        if "\n" not in s:
+            if held is None:
+                held = tails[key] = _Held()
+            held.chunks.append(s)
+            held.size += len(s)
+            if held.size > ECHO_HOLD:
+                _write_held(stream, route.echo_label, held)
+            return
+        if held is not None and held.chunks:
+            held.chunks.append(s)
+            text = "".join(held.chunks)
+        else:
+            text = s
+        begun = held is not None and held.begun
         cut = text.rfind("\n") + 1
-        if cut:
-            _write_through(stream, _labelled(text[:cut], route.echo_label, not begun))
-            begun = False
-        if cut < len(text) or begun:
-            tails[stream] = (text[cut:], begun)
+        _write_through(stream, _labelled(text[:cut], route.echo_label, not begun))
+        if cut < len(text):
+            held = tails[key] = _Held()
+            held.chunks.append(text[cut:])
+            held.size = len(text) - cut
+        elif held is not None:
+            del tails[key]
+
+
+def _write_held(stream: _RoutingStream, label: str, held: _Held) -> None:
+    """Echo the held text as a partial line (its line goes on)."""
+    if held.chunks:
+        _write_through(stream, _labelled("".join(held.chunks), label, not held.begun))
+        held.chunks.clear()
+        held.size = 0
+        held.begun = True
 
 
 def _labelled(text: str, label: str, at_line_start: bool) -> str:
@@ -417,31 +463,32 @@ def _write_through(stream: _RoutingStream, text: str) -> None:
         pass
 
 
-def flush_echo(route: Any, stream: _RoutingStream | None = None, *, end: bool = False) -> None:
-    """Write the echoed text still waiting for a newline (of ``stream``, or of every stream).
+def flush_echo(
+    route: Any, stream: _RoutingStream | None = None, *, end: bool = False, here: bool = False
+) -> None:
+    """Write the echoed text still waiting for a newline.
 
-    Called by the proxies' ``flush()``, and with ``end=True`` when a capture block or a task's
-    job ends: a task's line left open is then ended, so the next task's text starts a line.
+    ``stream`` limits it to one stream, ``here`` to the calling thread's text (what the
+    proxies' ``flush()`` and a nested capture ask for). With ``end=True`` (a capture block or
+    a task's job ends, or the task is given up on) every held text is written and a task's
+    line left open is ended, so the next task's text starts a line.
     """
     with _ECHO_LOCK:
         tails = route.echo_tails
         if not tails:
             return
         label = route.echo_label
-        for held in [stream] if stream is not None else list(tails):
-            state = tails.pop(held, None)
-            if state is None:
+        me = threading.get_ident()
+        for key in list(tails):
+            held_stream, thread = key
+            if (stream is not None and held_stream is not stream) or (here and thread != me):
                 continue
-            pending, begun = state
-            if pending:
-                _write_through(held, _labelled(pending, label, not begun))
-                begun = True
-            if not begun:
-                continue
-            if not end:
-                tails[held] = ("", True)
-            elif label:
-                _write_through(held, "\n")
+            held = tails[key]
+            _write_held(held_stream, label, held)
+            if end:
+                del tails[key]
+                if label and held.begun:
+                    _write_through(held_stream, "\n")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -779,6 +779,8 @@ class Run:
                 return
             # a local job times from its start on a worker; a remote one from its sending
             started = job.started or (sent if self.backend.eager else 0.0)
+            if started and job.ended and job.ended - started <= timeout:
+                return  # it ended in time: its outcome is on its way to the run
             now = time.perf_counter()
             if not started or now - started < timeout:
                 wait = timeout if not started else timeout - (now - started)

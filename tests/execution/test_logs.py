@@ -315,6 +315,69 @@ def test_echo_holds_a_partial_line_until_a_newline_a_flush_or_the_end():
     assert log.text == "50%warn\r100%"
 
 
+def test_two_threads_of_one_capture_keep_their_own_partial_lines():
+    # threads that share a task's context (copy_context().run) share its route
+    a_wrote, b_done = threading.Event(), threading.Event()
+
+    def a() -> None:
+        sys.stdout.write("line from A")
+        a_wrote.set()
+        assert b_done.wait(5)
+        sys.stdout.write("\n")
+
+    def b() -> None:
+        assert a_wrote.wait(5)
+        sys.stdout.write("line from B")
+        sys.stdout.write("\n")
+        b_done.set()
+
+    log = TaskLog()
+    with routed() as (out, _):
+        with capture(log, echo=True):
+            threads = [
+                threading.Thread(target=contextvars.copy_context().run, args=(f,)) for f in (a, b)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(5)
+    assert out.getvalue() == "line from B\nline from A\n"
+
+
+def test_a_nested_echoing_capture_keeps_the_order_of_the_text():
+    with routed() as (out, _):
+        with capture(TaskLog(), echo=True):
+            print("step 1 ... ", end="")
+            with capture(TaskLog(), echo=True):
+                print("inner line")
+            print("done")
+    assert out.getvalue() == "step 1 ... inner line\ndone\n"
+
+
+def test_a_long_line_without_newline_is_echoed_once_it_passes_the_hold_limit():
+    log = TaskLog()
+    with routed() as (out, _):
+        with capture(log, echo=True):
+            for _ in range(logs.ECHO_HOLD):
+                sys.stdout.write("x")
+            assert out.getvalue() == ""
+            sys.stdout.write("y")  # one past the limit: what is held goes out
+            assert out.getvalue() == "x" * logs.ECHO_HOLD + "y"
+            sys.stdout.write("z\n")
+    assert out.getvalue() == "x" * logs.ECHO_HOLD + "yz\n"
+    assert log.text == out.getvalue()
+
+
+def test_flush_with_a_closed_cell_stream_does_not_fail_the_task():
+    closed = io.StringIO()
+    closed.close()
+    log = TaskLog()
+    with routed(out=closed):
+        with capture(log, echo=True):
+            print("still logged", flush=True)
+    assert log.text == "still logged\n"
+
+
 def test_bytes_write_raises_type_error_like_a_stream():
     with routed():
         with capture(TaskLog()):

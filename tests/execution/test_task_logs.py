@@ -227,3 +227,21 @@ def test_current_task_works_inside_a_capture_block_of_the_task():
 
     run(s, {"x": 1})
     assert seen == ["inner", "to my own log\n"]
+
+
+@pytest.mark.parametrize("max_workers", [1, None])
+def test_a_timed_out_task_shows_its_last_partial_line_at_once(max_workers, capsys):
+    s = State("hang")
+    release = threading.Event()
+
+    @s.task(timeout=0.2)
+    def hang(input: X) -> X:
+        print("connecting...", end="")
+        release.wait(5)
+        return input
+
+    result = run(s, {"x": 1}, echo=True, max_workers=max_workers)
+    out, _ = capsys.readouterr()
+    release.set()
+    assert result.task_runs["hang"].status is TaskStatus.FAILED
+    assert out == "[hang] connecting...\n"  # shown when the run gave up on it

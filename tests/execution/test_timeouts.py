@@ -206,3 +206,28 @@ def test_inline_timed_out_attempt_is_retried():
     assert [a.status for a in result.task_runs["slow_once"].attempts] == ["timed out", "succeeded"]
     time.sleep(0.6)
     assert result.outputs["slow_once"] == N(n=7)  # the abandoned attempt's late result ignored
+
+
+@pytest.mark.parametrize("max_workers", [1, None])
+def test_a_task_that_ended_in_time_is_not_timed_out_while_its_outcome_is_on_its_way(
+    max_workers, monkeypatch
+):
+    from germinate_nb.execution.runner import Run
+
+    deliver = Run.deliver
+
+    def late_deliver(self, outcome):  # the outcome reaches the run after the timeout is due
+        time.sleep(0.3)
+        deliver(self, outcome)
+
+    monkeypatch.setattr(Run, "deliver", late_deliver)
+    s = State("in_time")
+
+    @s.task(timeout=0.2)
+    def quick(input: N) -> N:
+        time.sleep(0.05)
+        return N(n=input.n + 1)
+
+    result = run(s, {"n": 1}, echo=False, max_workers=max_workers)
+    assert result.ok, result.task_runs["quick"].error
+    assert result.outputs["quick"] == N(n=2)
