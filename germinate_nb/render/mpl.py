@@ -379,6 +379,7 @@ THEME_MUTED = f"var(--jp-ui-font-color2, {MUTED})"
 
 _IDS = itertools.count(1)
 _ID_REF = re.compile(r'(\bid="|url\(#|href="#)')
+_TAG = re.compile(r"<[^>]*>")  # matplotlib's SVG escapes < and > in text: a tag is all markup
 
 
 @contextlib.contextmanager
@@ -413,6 +414,10 @@ def themed_svg(fig: Figure) -> str:
     svg = figure_svg(fig)
     svg = svg[svg.index("<svg") :]
     prefix = f"germinate{next(_IDS)}-"
-    svg = _ID_REF.sub(lambda m: m.group(1) + prefix, svg)
-    svg = svg.replace(INK, THEME_INK).replace(MUTED, THEME_MUTED)
+
+    def retag(tag: re.Match[str]) -> str:  # markup only: text between tags is the user's
+        markup = _ID_REF.sub(lambda m: m.group(1) + prefix, tag.group(0))
+        return markup.replace(INK, THEME_INK).replace(MUTED, THEME_MUTED)
+
+    svg = _TAG.sub(retag, svg)
     return svg.replace("<svg ", '<svg style="max-width: 100%; height: auto" ', 1)

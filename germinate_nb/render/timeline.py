@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from germinate_nb.execution.result import RunResult, TaskRun
-from germinate_nb.render.mpl import inked, literal_text, themed_svg
+from germinate_nb.render.mpl import _label, inked, literal_text, themed_svg
 from germinate_nb.render.text import MUTED, STATUS_COLORS
 
 __all__ = ["critical_path", "draw_timeline", "timeline_rows", "timeline_svg"]
@@ -19,6 +20,10 @@ __all__ = ["critical_path", "draw_timeline", "timeline_rows", "timeline_svg"]
 CRITICAL_COLOR = "#0969da"
 LABELLED_BARS = 60
 """Above this many bars, task names are left out (the tooltip-less picture would be a smear)."""
+ROWS_PER_LANE = 12
+"""Rows one lane (the event loop) may take for overlapping task runs."""
+LANE_CHARS = 40
+"""Longer lane names (a thread's name) are cut in the picture."""
 VECTOR_BARS = 500
 """Above this many bars, the bars of an SVG timeline are one embedded image (text stays text)."""
 
@@ -27,13 +32,18 @@ def timeline_rows(result: RunResult) -> list[tuple[str, TaskRun]]:
     """(lane, task run) for every task run that started, ordered by start time.
 
     A lane is a thread (one task at a time) or the event loop, whose concurrent tasks are
-    packed into as many rows as overlap at once (``event loop (2)``...).
+    packed into as many rows as overlap at once (``event loop (2)``...), at most
+    ``ROWS_PER_LANE``: beyond, a bar shares the row that frees up first. A task run without a
+    finite start and duration did not start (or its times are unknown): it has no bar.
     """
     runs = sorted(
         (
             run
             for run in result.task_runs.values()
-            if run.start_time is not None and run.duration is not None
+            if run.start_time is not None
+            and run.duration is not None
+            and math.isfinite(run.start_time)
+            and math.isfinite(run.duration)
         ),
         key=lambda r: (r.start_time or 0.0, r.name),
     )
@@ -45,8 +55,11 @@ def timeline_rows(result: RunResult) -> list[tuple[str, TaskRun]]:
         slots = ends.setdefault(lane, [])
         row = next((i for i, end in enumerate(slots) if end <= start), len(slots))
         if row == len(slots):
-            slots.append(0.0)
-        slots[row] = start + (run.duration or 0.0)
+            if len(slots) < ROWS_PER_LANE:
+                slots.append(0.0)
+            else:
+                row = min(range(len(slots)), key=slots.__getitem__)
+        slots[row] = max(slots[row], start + max(run.duration or 0.0, 0.0))
         rows.append((lane if row == 0 else f"{lane} ({row + 1})", run))
     return rows
 
@@ -112,6 +125,14 @@ def timeline_svg(result: RunResult, *, width: float = 6.5) -> str:
     return themed_svg(fig)
 
 
+def _lane_label(lane: str) -> str:
+    """A lane as drawn: literal, cut to ``LANE_CHARS``, its row number (``(2)``) kept."""
+    head, sep, row = lane.rpartition(" (")
+    if sep and row.endswith(")") and row[:-1].isdigit():
+        return f"{_label(head, LANE_CHARS)} ({row}"
+    return _label(lane, LANE_CHARS)
+
+
 def _lane_order(lane: str) -> tuple[str, int]:
     """Lanes sorted by name, numbered rows (``worker-10``, ``loop (2)``) in number order."""
     head = lane.rstrip("0123456789) ")
@@ -120,7 +141,7 @@ def _lane_order(lane: str) -> tuple[str, int]:
 
 
 def _draw(ax: Any, result: RunResult, rows: list[tuple[str, TaskRun]], lanes: list[str]) -> None:
-    title = f"timeline of {result.state} ({result.status})"
+    title = _label(f"timeline of {result.state} ({result.status})", 120)
     ax.set_title(title, fontsize=10, loc="left", parse_math=False)
     if not rows:
         ax.text(0.5, 0.5, "no task ran", ha="center", va="center", parse_math=False)
@@ -155,7 +176,7 @@ def _draw(ax: Any, result: RunResult, rows: list[tuple[str, TaskRun]], lanes: li
             ax.text(
                 (x0 + x1) / 2,
                 lane_of[lane],
-                run.name if len(run.name) <= 24 else run.name[:23] + "…",
+                _label(run.name, 24),
                 ha="center",
                 va="center",
                 fontsize=7,
@@ -165,7 +186,7 @@ def _draw(ax: Any, result: RunResult, rows: list[tuple[str, TaskRun]], lanes: li
     end = max(b[1][0] for b in boxes)
     ax.set_xlim(0, end * 1.02 or 1.0)
     ax.set_ylim(len(lanes) - 0.5, -0.5)
-    ax.set_yticks(range(len(lanes)), labels=lanes, fontsize=8)
+    ax.set_yticks(range(len(lanes)), labels=[_lane_label(lane) for lane in lanes], fontsize=8)
     ax.set_xlabel("seconds since the first task started", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
     present = sorted({run.status.value for _, run in rows}, key=list(STATUS_COLORS).index)

@@ -194,6 +194,45 @@ def test_themed_timeline_svg_follows_the_theme_escapes_text_and_has_unique_ids()
     assert len(raster) < 200_000
 
 
+def test_timeline_svg_survives_hostile_names_and_times():
+    import math
+    import warnings
+    import xml.etree.ElementTree as ET
+
+    from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
+    from germinate_nb.render.timeline import ROWS_PER_LANE, timeline_rows, timeline_svg
+
+    lanes = [
+        'id="evil" url(#x) #010203 #57606a',  # markup-looking text and our colour sentinels
+        "ctl\x1b[31m\x00\x07 \ud800 lone surrogate",
+        "w" * 120,  # a long thread name (start_run's lane includes the state's name)
+    ]
+    runs = {
+        f"t{i}": TaskRun(f"t{i}", TaskStatus.SUCCEEDED, start_time=i, duration=1.0, lane=lane)
+        for i, lane in enumerate(lanes)
+    }
+    runs["nan"] = TaskRun("nan", TaskStatus.FAILED, start_time=1.0, duration=math.nan, lane="w")
+    runs["inf"] = TaskRun("inf", TaskStatus.FAILED, start_time=math.inf, duration=1.0, lane="w")
+    # 50 task runs overlapping on one event loop
+    for i in range(50):
+        runs[f"a{i}"] = TaskRun(
+            f"a{i}", TaskStatus.SUCCEEDED, start_time=0.5, duration=2.0, lane="event loop"
+        )
+    result = RunResult("hostile", runs, parents={name: () for name in runs})
+    rows = timeline_rows(result)
+    assert {run.name for _, run in rows} == set(runs) - {"nan", "inf"}  # no bar without times
+    loop_rows = {lane for lane, _ in rows if lane.startswith("event loop")}
+    assert len(loop_rows) == ROWS_PER_LANE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "constrained layout collapsed" warning
+        svg = timeline_svg(result)
+    root = ET.fromstring(svg)  # well-formed XML
+    text = "".join(root.itertext())
+    assert 'id="evil" url(#x) #010203 #57606a' in text  # user text is left as written
+    assert "\\x1b[31m\\x00\\x07" in text and "\\ud800" in text  # drawn as escapes
+    assert "w" * 39 + "…" in text and "w" * 41 not in text
+
+
 def test_timeline_has_one_bar_per_task_run_and_outlines_the_critical_path():
     import time
 
