@@ -343,11 +343,19 @@ class RunResult:
 
     @property
     def background_note(self) -> str:
-        """``"1 task still running in the background: crawl"``, or an empty string."""
+        """``"1 task still running in the background: crawl"``, or an empty string.
+
+        ``background`` names a task once per attempt whose thread still runs; the note names
+        each task once, with its count of such attempts: ``"slow (3 attempts)"``.
+        """
         if not self.background:
             return ""
-        n = len(self.background)
-        names = ", ".join(self.background[:5]) + (", ..." if n > 5 else "")
+        threads: dict[str, int] = {}
+        for name in self.background:
+            threads[name] = threads.get(name, 0) + 1
+        n = len(threads)
+        shown = [f"{t} ({k} attempts)" if k > 1 else t for t, k in list(threads.items())[:5]]
+        names = ", ".join(shown) + (", ..." if n > 5 else "")
         return f"{n} task{'s' if n > 1 else ''} still running in the background: {names}"
 
     def __repr__(self) -> str:

@@ -1034,7 +1034,9 @@ def run(
         ``"dependencies"`` starts a task as soon as its parents succeeded; ``"phases"`` waits
         for each whole phase (the seed's behaviour).
     max_workers
-        Threads for sync tasks (default 32; 1 runs sync tasks one by one in this thread).
+        Threads for sync tasks (default 32; 1 runs sync tasks one by one in this thread, but
+        a task with a timeout on a worker thread while this one waits, so the timeout can
+        give up on it).
     backend
         ``None``/``"local"``, ``"dask"``, or a :class:`Backend` such as ``DaskBackend(client)``.
     executor

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from germinate_nb import GerminateError, State, TaskStatus, current_task, start_run
+from germinate_nb.execution.result import RunResult
 from tests.execution.conftest import X
 
 
@@ -104,3 +105,10 @@ def test_cancel_after_the_end_changes_nothing(design):
     result = handle.wait(5)
     handle.cancel()
     assert result.ok and result.background == []
+
+
+def test_the_background_note_names_a_task_once_with_its_attempts():
+    result = RunResult("s", {}, background=["slow", "slow", "slow", "crawl"])
+    assert result.background_note == (
+        "2 tasks still running in the background: slow (3 attempts), crawl"
+    )
