@@ -134,8 +134,37 @@ def _parameters(func: Callable[..., Any]) -> list[inspect.Parameter] | None:
     """The parameters of ``func`` in order, or None when it has no inspectable signature."""
     try:
         return list(inspect.signature(func).parameters.values())
-    except (TypeError, ValueError):
+    except Exception:  # builtins, and objects whose __signature__ is broken or raises
         return None
+
+
+def _unfilled(params: list[inspect.Parameter] | None, input_param: str | None) -> list[str]:
+    """Required parameters that the engine would leave empty (not the input, not Depends)."""
+    return [
+        p.name
+        for p in params or ()
+        if p.default is inspect.Parameter.empty
+        and p.name != input_param
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+
+
+def _returns_coroutine(func: Callable[..., Any]) -> bool:
+    """Does calling ``func`` give a coroutine?
+
+    An ``async def``, a partial of one, a callable object whose ``__call__`` is one, or a
+    ``functools.wraps`` wrapper of one (a sync decorator that returns the coroutine).
+    """
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - an object whose __call__ is async
+    if not inspect.isfunction(func) and inspect.iscoroutinefunction(call):
+        return True
+    try:
+        inner = inspect.unwrap(func)
+    except ValueError:  # a __wrapped__ cycle
+        return False
+    return inner is not func and inspect.iscoroutinefunction(inner)
 
 
 def _dependencies_in(params: list[inspect.Parameter] | None) -> dict[str, Depends]:
@@ -310,7 +339,19 @@ class TaskExecutor(BaseTaskExecutor):
         self._source = source
         self._dependencies = _dependencies_in(params)
         self._direct = self._positional and not self._dependencies  # callable(input) will do
-        self._is_async = inspect.iscoroutinefunction(callable)
+        self._is_async = _returns_coroutine(callable)
+        unfilled = _unfilled(params, input_param)
+        if unfilled:
+            from germinate_nb.errors import DeclarationError  # errors imports nothing of ours
+
+            given = f"its input '{input_param}' and " if input_param else ""
+            function = getattr(callable, "__qualname__", name)
+            msg = (
+                f"task function '{function}' cannot be called by a run: parameter(s) "
+                f"{', '.join(repr(n) for n in unfilled)} have no default, and a run passes only "
+                f"{given}Depends(...) parameters. Give them a default or a Depends(...)."
+            )
+            raise DeclarationError(msg, task=name)
         self._fingerprint: str | None = None
         from germinate_nb.core.schema import is_plain_model  # schema imports this module
 
@@ -337,6 +378,8 @@ class TaskExecutor(BaseTaskExecutor):
                 return self.callable()
             return self.callable(**{self.input_param: input})
         kwargs = {name: cache.get(dep) for name, dep in self._dependencies.items()}
+        if self._positional:  # the input may be positional-only
+            return self.callable(input, **kwargs)
         if self.input_param is not None:
             kwargs[self.input_param] = input
         return self.callable(**kwargs)

@@ -134,3 +134,62 @@ def test_fingerprints_still_tell_different_defaults_apart():
         other.model_rebuild(force=True)
     prints = {_schema_fingerprint(m) for m in (A, B, C)}
     assert len(prints) == 3
+
+
+def _three() -> int:
+    return 3
+
+
+def test_odd_signatures_run_or_are_refused_at_declaration():
+    import functools
+
+    from germinate_nb import run
+    from germinate_nb.errors import DeclarationError
+
+    s = State("odd_signatures")
+
+    @s.task()
+    def positional_only(input: Query, /, n: int = Depends(_three)) -> Tokens:
+        return Tokens(tokens=[input.text] * n)
+
+    def logged(fn):  # a sync decorator around an async task: it returns the coroutine
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    @s.task()
+    @logged
+    async def wrapped_async(input: Query) -> Tokens:
+        await asyncio.sleep(0)
+        return Tokens(tokens=[input.text])
+
+    result = run(s, {"text": "a"}, echo=False)
+    assert result.ok, result
+    assert result.outputs["positional_only"] == Tokens(tokens=["a", "a", "a"])
+    assert result.outputs["wrapped_async"] == Tokens(tokens=["a"])
+
+    def needs_more(other, input: Query) -> Tokens:
+        return Tokens(tokens=[])
+
+    with pytest.raises(
+        DeclarationError,
+        match=r"task function '.*needs_more' cannot be called by a run: parameter\(s\) 'other' "
+        r"have no default, and a run passes only its input 'input' and Depends\(\.\.\.\) "
+        r"parameters\. Give them a default or a Depends",
+    ):
+        s.task()(needs_more)
+
+    class BrokenSignature:
+        __name__ = "broken"
+
+        @property
+        def __signature__(self):
+            raise RuntimeError("no signature")
+
+        def __call__(self, input: Query) -> Tokens:
+            return Tokens(tokens=[])
+
+    ex = TaskExecutor("broken_executor", BrokenSignature())  # no bare RuntimeError
+    assert ex.input_param is None
