@@ -58,7 +58,7 @@ class Job:
     retry_on: tuple[type[BaseException], ...] | None = None
     started: float = 0.0
     timeout: float | None = None  # the attempt's timeout (the run enforces it)
-    ended: float = 0.0  # when its life ended here (perf_counter): its outcome is on its way
+    ended: float = 0.0  # with a timeout: when its life ended here; its outcome is on its way
     abandoned: bool = False  # its thread was given up on (timeout, cancel): it holds no slot
     records: Any = None  # the logging records already in the log (managed by logs.py)
     echo_tails: Any = None  # echoed text waiting for its newline (managed by logs.py)

@@ -198,7 +198,8 @@ def execute(
             False, job.attempt, job.retry_on is not None and is_retryable(job, err),
         )  # fmt: skip
     finally:
-        job.ended = time.perf_counter()
+        if job.timeout is not None:  # what the run's timeout looks at
+            job.ended = time.perf_counter()
         _ROUTE.reset(token)
         if job.echo_tails:
             flush_echo(job, end=True)
@@ -261,7 +262,8 @@ async def aexecute(
         )  # fmt: skip
         outcome.retryable = is_retryable(job, err)
     finally:
-        job.ended = time.perf_counter()
+        if job.timeout is not None:  # what the run's timeout looks at
+            job.ended = time.perf_counter()
         if job.echo_tails:
             flush_echo(job, end=True)
     outcome.attempt = job.attempt
