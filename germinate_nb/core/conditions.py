@@ -8,15 +8,13 @@ it like any task (async awaited, ``Depends`` resolved once per run) and its outp
 
 from __future__ import annotations
 
-import asyncio
 import collections.abc
-import concurrent.futures
 import functools
 import inspect
 import keyword
 import re
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -26,6 +24,7 @@ from germinate_nb.core.executor import (
     dependency_values,
     executor_name_for,
     input_parameter,
+    run_coroutine,
 )
 from germinate_nb.core.schema import MergedInput, is_any_model, is_model, resolve_type_hints
 from germinate_nb.core.task import TaskDefinition
@@ -281,7 +280,7 @@ class Condition:
         """
         value = self._call(output)
         if inspect.iscoroutine(value):
-            value = _run_coroutine(value)
+            value = run_coroutine(value)
         return _holds(self.name, value).holds
 
     async def acall(self, output: Any = None) -> bool:
@@ -294,16 +293,6 @@ class Condition:
     def __repr__(self) -> str:
         state = f"{self.state.name}." if self.state else ""
         return f"<Condition: {state}{self.name}>"
-
-
-def _run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine to the end from synchronous code, even inside a running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="germinate-cond") as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 class Transition:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import concurrent.futures
 import functools
 import hashlib
 import inspect
@@ -11,7 +13,7 @@ import linecache
 import textwrap
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pydantic import BaseModel
@@ -149,22 +151,18 @@ def _unfilled(params: list[inspect.Parameter] | None, input_param: str | None) -
     ]
 
 
-def _returns_coroutine(func: Callable[..., Any]) -> bool:
-    """Does calling ``func`` give a coroutine?
+def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to the end from synchronous code, even inside a running loop.
 
-    An ``async def``, a partial of one, a callable object whose ``__call__`` is one, or a
-    ``functools.wraps`` wrapper of one (a sync decorator that returns the coroutine).
+    What a sync task (or condition) returned as a coroutine, e.g. a sync ``functools.wraps``
+    decorator around an ``async def``: its result is what the function meant to return.
     """
-    if inspect.iscoroutinefunction(func):
-        return True
-    call = getattr(func, "__call__", None)  # noqa: B004 - an object whose __call__ is async
-    if not inspect.isfunction(func) and inspect.iscoroutinefunction(call):
-        return True
     try:
-        inner = inspect.unwrap(func)
-    except ValueError:  # a __wrapped__ cycle
-        return False
-    return inner is not func and inspect.iscoroutinefunction(inner)
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="germinate-coro") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _dependencies_in(params: list[inspect.Parameter] | None) -> dict[str, Depends]:
@@ -339,7 +337,7 @@ class TaskExecutor(BaseTaskExecutor):
         self._source = source
         self._dependencies = _dependencies_in(params)
         self._direct = self._positional and not self._dependencies  # callable(input) will do
-        self._is_async = _returns_coroutine(callable)
+        self._is_async = inspect.iscoroutinefunction(callable)
         unfilled = _unfilled(params, input_param)
         if unfilled:
             from germinate_nb.errors import DeclarationError  # errors imports nothing of ours

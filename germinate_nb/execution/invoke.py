@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from germinate_nb.core.executor import run_coroutine
 from germinate_nb.core.schema import MergedInput, is_any_model
 from germinate_nb.errors import MergeConflictError, TaskCancelledError, TaskInputError
 from germinate_nb.execution.backend import Job, Outcome
@@ -187,6 +188,8 @@ def execute(
                 hit.start, hit.lane, hit.attempt = start, lane, job.attempt
                 return hit
         value = executor.callable(model) if executor._direct else executor.invoke(model, job.deps)
+        if type(value) is CoroutineType:  # a sync wrapper around an async def returned it
+            value = run_coroutine(value)
         output, dump = _output(job, value)
     except passthrough:
         raise

@@ -165,10 +165,25 @@ def test_odd_signatures_run_or_are_refused_at_declaration():
         await asyncio.sleep(0)
         return Tokens(tokens=[input.text])
 
-    result = run(s, {"text": "a"}, echo=False)
-    assert result.ok, result
-    assert result.outputs["positional_only"] == Tokens(tokens=["a", "a", "a"])
-    assert result.outputs["wrapped_async"] == Tokens(tokens=["a"])
+    def runs_itself(fn):  # an async_to_sync-style wrapper: it runs the coroutine itself
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return asyncio.run(fn(*args, **kwargs))
+
+        return wrapper
+
+    @s.task()
+    @runs_itself
+    async def self_run(input: Query) -> Tokens:
+        await asyncio.sleep(0)
+        return Tokens(tokens=[input.text, "!"])
+
+    for workers in (1, None):
+        result = run(s, {"text": "a"}, echo=False, max_workers=workers)
+        assert result.ok, result
+        assert result.outputs["positional_only"] == Tokens(tokens=["a", "a", "a"])
+        assert result.outputs["wrapped_async"] == Tokens(tokens=["a"])
+        assert result.outputs["self_run"] == Tokens(tokens=["a", "!"])
 
     def needs_more(other, input: Query) -> Tokens:
         return Tokens(tokens=[])
