@@ -10,7 +10,6 @@ runs inline in the main thread (it is the user's Ctrl-C, which cancels the run) 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Callable
 from types import CoroutineType
@@ -235,11 +234,9 @@ async def aexecute(
             outcome.start, outcome.lane = start, lane
         else:
             if executor._direct:
-                value = executor.callable(model)
+                value = await executor.callable(model)
             else:
-                value = executor.invoke(model, job.deps)
-            if type(value) is CoroutineType or inspect.isawaitable(value):
-                value = await value  # not when a sync wrapper ran the coroutine itself
+                value = await executor.invoke(model, job.deps)
             output, dump = _output(job, value)
             outcome = Outcome(
                 job.name, "ok", output, dump, model, key, None, start,

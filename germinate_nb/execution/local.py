@@ -333,9 +333,7 @@ class LocalBackend:
 
         def work(lane: str) -> None:
             try:
-                outcome = self._execute(job, lane, ())
-                if outcome is not None and self._run is not None:
-                    self._run.deliver(outcome)
+                self._run_sync(job, lane, ())
             finally:
                 waiting = self._guarded.pop(key, None)
                 if waiting is not None:

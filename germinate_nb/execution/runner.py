@@ -750,12 +750,10 @@ class Run:
         self._combine()
 
     def _arm_timeouts(self, jobs: list[Job]) -> None:
-        policy = self._policy
         now = time.perf_counter()
         for job in jobs:
-            p = policy.get(job.name)
-            if p is not None and p.timeout is not None:
-                TIMERS.call_later(p.timeout, functools.partial(self._check_timeout, job, now))
+            if job.timeout is not None:
+                TIMERS.call_later(job.timeout, functools.partial(self._check_timeout, job, now))
 
     def _check_timeout(self, job: Job, sent: float) -> None:
         """A job's timeout may be due (timer thread): fail the attempt, or look again later."""
@@ -767,7 +765,7 @@ class Run:
 
     def _time_out(self, job: Job, sent: float) -> None:
         name, attempt = job.name, job.attempt
-        timeout = self._policy[name].timeout
+        timeout = job.timeout
         assert timeout is not None
         with self._lock:
             if self._closed or self._live_attempt.get(name) != attempt:

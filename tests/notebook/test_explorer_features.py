@@ -87,24 +87,13 @@ def _search_classes(button) -> set[str]:
     return set(button._dom_classes) & {"germinate-match", "germinate-nomatch"}
 
 
-def test_search_marks_the_phase_strip_toggles_and_counts_matches_when_compact():
-    s = State("strip_search")
-
-    @s.task()
-    def fetch_pages(input: X) -> X:
-        return input
-
-    @s.task()
-    def plan(input: X) -> X:
-        return input
-
-    fetch_pages >> plan
-    ex = explore(s)
+def test_search_marks_the_phase_strip_toggles_and_counts_matches_when_compact(design):
+    ex = explore(design)
     toggles = ex.phase_strip.buttons
     assert all(not _search_classes(b) for b in toggles.values())
-    ex.search.value = "fetch"
-    assert _search_classes(toggles["fetch_pages"]) == {"germinate-match"}
-    assert _search_classes(toggles["plan"]) == {"germinate-nomatch"}
+    ex.search.value = "tok"
+    assert _search_classes(toggles["tokenize"]) == {"germinate-match"}
+    assert _search_classes(toggles["count"]) == {"germinate-nomatch"}
     ex.search.value = "nothing-matches-this"
     assert all(_search_classes(b) == {"germinate-nomatch"} for b in toggles.values())
     ex.search.value = "  "

@@ -139,31 +139,19 @@ def test_workflow_figure():
     assert {"a", "b", "go"} <= set(texts)
 
 
-def test_themed_timeline_svg_follows_the_theme_escapes_text_and_has_unique_ids():
+def test_themed_timeline_svg_follows_the_theme_escapes_text_and_has_unique_ids(design):
     import re
     import threading
 
-    from germinate_nb import State, run
+    from germinate_nb import run
     from germinate_nb.execution.result import RunResult, TaskRun, TaskStatus
     from germinate_nb.render.mpl import INK, THEME_INK
     from germinate_nb.render.timeline import VECTOR_BARS, timeline_svg
-    from tests.resources.models import X
 
-    s = State("themed")
-
-    @s.task()
-    def one(input: X) -> X:
-        return input
-
-    @s.task()
-    def two(input: X) -> X:
-        return input
-
-    one >> two
     holder: dict = {}
     # an inline run's lane is the calling thread's name, which any code may set
     caller = threading.Thread(
-        target=lambda: holder.update(r=run(s, {"x": 1}, max_workers=1)),
+        target=lambda: holder.update(r=run(design, {"text": "a b"}, max_workers=1)),
         name="<img src=x onerror=alert(1)>",
     )
     caller.start()
