@@ -57,6 +57,7 @@ class Job:
     store: ReuseLookup | None = None
     retry_on: tuple[type[BaseException], ...] | None = None
     started: float = 0.0
+    lane: str = ""  # the thread (or loop) its code runs on, once started
     timeout: float | None = None  # the attempt's timeout (the run enforces it)
     ended: float = 0.0  # with a timeout: when its life ended here; its outcome is on its way
     abandoned: bool = False  # its thread was given up on (timeout, cancel): it holds no slot

@@ -176,6 +176,7 @@ def execute(
     """Run a sync task's whole life in this thread; exceptions in ``passthrough`` propagate."""
     t0 = job.started = time.perf_counter()
     start = t0 + EPOCH_OFFSET
+    job.lane = lane
     executor = job.executor
     token = _ROUTE.set(job)
     model = key = None
@@ -223,6 +224,7 @@ async def aexecute(
     """
     t0 = job.started = time.perf_counter()
     start = t0 + EPOCH_OFFSET
+    job.lane = lane
     executor = job.executor
     _ROUTE.set(job)  # each asyncio task runs in its own copy of the context
     model = key = None

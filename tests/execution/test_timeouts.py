@@ -52,6 +52,7 @@ def test_async_task_past_its_timeout_is_cancelled_and_fails():
     assert result.task_runs["after"].status is TaskStatus.SKIPPED
     assert cancelled.wait(2) and not result.background
     assert tr.attempts[0].status == "timed out"
+    assert tr.lane == "event loop"
 
 
 def test_sync_task_past_its_timeout_is_abandoned_its_late_result_discarded():
@@ -175,6 +176,7 @@ def test_inline_runs_give_up_on_a_sync_task_past_its_timeout():
     assert result.task_runs["quick"].status is TaskStatus.SKIPPED
     assert result.outputs["timed_but_quick"] == N(n=3)
     assert lanes["stuck"] != threading.current_thread().name
+    assert tr.lane == lanes["stuck"]  # the thread it was given up on (the timeline's row)
     assert finished.wait(3)
     time.sleep(0.1)
     assert tr.output is None and result.background == []  # late result discarded, thread ended
