@@ -126,11 +126,26 @@ def timeline_svg(result: RunResult, *, width: float = 6.5) -> str:
 
 
 def _lane_label(lane: str) -> str:
-    """A lane as drawn: literal, cut to ``LANE_CHARS``, its row number (``(2)``) kept."""
+    """A lane as drawn: literal, cut in its middle to ``LANE_CHARS``, its row number kept.
+
+    Thread names tell apart by their ends (``...-worker-11``, ``...-worker-12``), so a long
+    one keeps its last third:
+
+    >>> _lane_label("run-of-a-state-with-a-long-name-worker-12 (2)")
+    'run-of-a-state-with-a-long…ame-worker-12 (2)'
+    """
     head, sep, row = lane.rpartition(" (")
     if sep and row.endswith(")") and row[:-1].isdigit():
-        return f"{_label(head, LANE_CHARS)} ({row}"
-    return _label(lane, LANE_CHARS)
+        return f"{_middle_cut(head)} ({row}"
+    return _middle_cut(lane)
+
+
+def _middle_cut(text: str, limit: int = LANE_CHARS) -> str:
+    text = _label(text, len(text) * 4 + 8)  # literal (escapes lengthen it), two lines at most
+    if len(text) <= limit:
+        return text
+    tail = (limit - 1) // 3
+    return f"{text[: limit - 1 - tail]}…{text[-tail:]}"
 
 
 def _lane_order(lane: str) -> tuple[str, int]:

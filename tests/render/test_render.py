@@ -218,7 +218,20 @@ def test_timeline_svg_survives_hostile_names_and_times():
     text = "".join(root.itertext())
     assert 'id="evil" url(#x) #010203 #57606a' in text  # user text is left as written
     assert "\\x1b[31m\\x00\\x07" in text and "\\ud800" in text  # drawn as escapes
-    assert "w" * 39 + "…" in text and "w" * 41 not in text
+    assert "w" * 26 + "…" + "w" * 13 in text and "w" * 41 not in text
+
+
+def test_long_lanes_are_cut_in_the_middle_so_their_ends_still_tell_them_apart():
+    from germinate_nb.render.timeline import LANE_CHARS, _lane_label
+
+    long = "germinate-run-of-a-state-with-a-very-long-name-worker-"
+    labels = [_lane_label(f"{long}{i}") for i in (11, 12)]
+    assert labels[0] != labels[1]
+    assert labels[0].endswith("-worker-11") and labels[0].startswith("germinate-run")
+    assert all(len(label) == LANE_CHARS for label in labels)
+    assert _lane_label(f"{long}12 (3)") == f"{labels[1]} (3)"  # a loop lane's row number
+    assert _lane_label("short (2)") == "short (2)"
+    assert _lane_label("x" * 45 + "\n" + "y" * 45 + "\nz") == "x" * 26 + "…" + "y" * 11 + " …"
 
 
 def test_timeline_has_one_bar_per_task_run_and_outlines_the_critical_path():
