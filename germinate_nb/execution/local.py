@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import selectors
+import sys
 import threading
 import time
 from collections import deque
@@ -152,6 +153,10 @@ class WorkerPool:
                 continue
             try:
                 work(name)
+            except BaseException:  # noqa: BLE001 - a bug in the work: say so, keep the thread
+                threading.excepthook(
+                    threading.ExceptHookArgs((*sys.exc_info(), threading.current_thread()))
+                )
             finally:
                 with self._lock:
                     self._busy -= 1
@@ -205,7 +210,9 @@ class LocalBackend:
         self._slots: list[bool] = [True] * self.max_workers
         self._holds: dict[int, bool] = {}
         self._lock = threading.Lock()  # guards the loop's start
-        self._running: dict[str, Job] = {}  # sync task -> the job whose code is running
+        # id(job) -> a sync job whose code is running (by job, not by task: an attempt given
+        # up on may still run beside the next attempt of its task)
+        self._running: dict[int, Job] = {}
         self._tasks: dict[tuple[str, int], Any] = {}  # (async task, attempt) -> asyncio.Task
         self._cancelled: list[Any] = []  # asyncio tasks cancelled, not yet waited for
         self._flush_armed = False  # a timer or loop turn will apply the held outcomes
@@ -250,13 +257,12 @@ class LocalBackend:
         pool starts another thread), so stuck tasks never starve the run.
         """
         background = set()
-        for name in names:
-            job = self._running.get(name)
-            if job is not None:
-                background.add(name)
+        wanted = set(names)
+        for job in list(self._running.values()):  # list(): one atomic step
+            if job.name in wanted and not job.abandoned:
+                background.add(job.name)
                 self._abandon(job)
         tasks = self._tasks
-        wanted = set(names)
         for key in [k for k in list(tasks) if k[0] in wanted]:  # list(): one step, vs the loop
             task = tasks.pop(key, None)
             if task is None:  # it ended meanwhile (the loop thread removes ended tasks)
@@ -423,17 +429,16 @@ class LocalBackend:
         """Run a sync job here; None when the run was cancelled before it started."""
         # Mark first, check the cancel signal second: a cancel either sees the task running
         # (and reports it in the background) or the task sees the cancel and never starts.
-        name = job.name
+        key = id(job)
         running = self._running
-        running[name] = job
+        running[key] = job
         if job.cancel.is_set():
-            del running[name]
+            del running[key]
             return None
         try:
             return execute(job, lane, passthrough)
         finally:
-            if running.get(name) is job:  # a retry of an abandoned attempt may run meanwhile
-                del running[name]
+            del running[key]  # one atomic step (a later attempt has an entry of its own)
 
     # -- async tasks --------------------------------------------------------------------------
 

@@ -218,3 +218,62 @@ def test_a_slot_is_handed_on_once_when_a_task_is_given_up_on_as_it_ends():
     assert started == [1]  # the give-up started one thread for it, with the stuck one's slot
     assert stuck.abandoned
     assert backend._slots == []  # that slot is now held by the new thread, and only by it
+
+
+def test_an_attempt_given_up_on_ending_beside_the_next_attempt_leaves_it_cancellable():
+    # attempt 1 runs past its timeout and returns while attempt 2 runs: attempt 2 must still be
+    # found running (by its own job, not by the task's name), so its timeout gives it up too
+    s = State("two_attempts")
+    release = threading.Event()
+
+    @s.task(timeout=0.1, retries=1, retry_delay=0.02)
+    def t(input: X) -> X:
+        from germinate_nb import current_task
+
+        if current_task().attempt == 1:
+            time.sleep(0.16)  # given up on at 0.1 s; returns while attempt 2 runs
+        else:
+            release.wait(5)
+        return input
+
+    backend = LocalBackend(max_workers=2)
+    result = run(s, {"x": 0}, echo=False, backend=backend)
+    release.set()
+    tr = result.task_runs["t"]
+    assert [a.status for a in tr.attempts] == ["timed out", "timed out"]
+    assert "attempt 2 ran past its timeout of 0.1 s (its thread goes on in the background" in (
+        tr.error.message
+    )
+    assert result.background == ["t"]
+    time.sleep(0.1)
+    assert backend._running == {}
+    assert sorted(backend._slots) == [True, True]
+
+
+def test_a_worker_thread_survives_a_failing_work_item_and_says_so(monkeypatch):
+    from germinate_nb.execution.local import WorkerPool
+
+    seen: list[str] = []
+    reported = threading.Event()
+
+    def hook(args):
+        seen.append(repr(args.exc_value))
+        reported.set()
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    pool = WorkerPool()
+    lanes: list[str] = []
+
+    def bad(lane: str) -> None:
+        lanes.append(lane)
+        raise KeyError("bug")
+
+    pool.submit(bad)
+    assert reported.wait(2)
+    time.sleep(0.05)
+    done = threading.Event()
+    pool.submit(lambda lane: (lanes.append(lane), done.set()))
+    # the pool counts one thread, idle: the item goes to it, so it must still be alive
+    assert done.wait(2), "the work went to a thread that had died"
+    assert seen == ["KeyError('bug')"]
+    assert lanes[0] == lanes[1] and pool.threads == 1 and pool._busy == 0
