@@ -106,11 +106,19 @@ class Dispatcher:
             for handler in handlers:
                 try:
                     handler(self.result, *args)
-                except KeyboardInterrupt:
-                    raise
                 except BaseException as err:  # noqa: BLE001 - an observer never stops a run
+                    if isinstance(err, KeyboardInterrupt) and on_main_thread():
+                        raise  # Ctrl-C: the run is cancelled (elsewhere it is an error like any)
                     owner = getattr(handler, "__self__", handler)
                     who = f"{type(owner).__name__}.{event}"
-                    text = f"observer {who} raised {type(err).__name__}: {safe_str(err)}"
+                    said = safe_str(err)
+                    text = f"observer {who} raised {type(err).__name__}" + (
+                        f": {said}" if said else ""
+                    )
                     self.result.observer_errors.append(text)
                     _log.warning("germinate_nb: %s", text, exc_info=True)
+
+
+def on_main_thread() -> bool:
+    """Is this the main thread, the only one a Ctrl-C (``KeyboardInterrupt``) can come to?"""
+    return threading.current_thread() is threading.main_thread()

@@ -26,7 +26,7 @@ from germinate_nb.execution import gc_tuning, logs
 from germinate_nb.execution.backend import Backend, Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE, CacheEntry
 from germinate_nb.execution.dataflow import run_input_dict
-from germinate_nb.execution.events import Dispatcher, as_observers
+from germinate_nb.execution.events import Dispatcher, as_observers, on_main_thread
 from germinate_nb.execution.invoke import EPOCH_OFFSET as _EPOCH_OFFSET
 from germinate_nb.execution.invoke import describe_error
 from germinate_nb.execution.local import LocalBackend
@@ -426,9 +426,9 @@ class Run:
                 except IndexError:  # all taken (another thread may add more meanwhile)
                     pass
                 jobs = self._apply_batch(batch)
-            except KeyboardInterrupt:
-                raise
             except BaseException as err:  # noqa: BLE001 - a bug here must end the run
+                if isinstance(err, KeyboardInterrupt) and on_main_thread():
+                    raise  # Ctrl-C (the caller cancels the run); on a worker, just an error
                 error = err
             finally:
                 lock.release()
@@ -437,9 +437,9 @@ class Run:
                     self._abort(error)
                 elif jobs:
                     self._submit(jobs)
-            except KeyboardInterrupt:
-                raise
             except BaseException as err:  # noqa: BLE001 - a bug here must end the run
+                if isinstance(err, KeyboardInterrupt) and on_main_thread():
+                    raise
                 self._abort(err)
 
     def _apply_batch(self, batch: list[Outcome]) -> list[Job] | None:

@@ -17,6 +17,7 @@ from germinate_nb import (
     TaskStatus,
     get_io_schemas,
     run,
+    start_run,
 )
 from tests.execution.conftest import X
 
@@ -349,6 +350,26 @@ def test_a_failing_observer_of_any_class_never_stops_the_run(design):
     result = run(design, {"text": "a b"}, observers=[Rude()])
     assert result.ok
     assert "observer Rude.on_task_end raised SystemExit: observer exits" in result.observer_errors
+
+
+@pytest.mark.parametrize("workers", [None, 4])
+def test_an_observer_raising_keyboard_interrupt_off_the_main_thread_is_an_observer_error(
+    design, workers
+):
+    # only the main thread gets a real Ctrl-C; on a worker (threads) or start_run's thread the
+    # KeyboardInterrupt an observer raises is an error like any other (it hung the run)
+    class Interrupting:
+        def on_task_end(self, result, task_run):
+            raise KeyboardInterrupt
+
+    handle = start_run(design, {"text": "a b"}, observers=[Interrupting()], max_workers=workers)
+    result = handle.wait(10)
+    assert result is not None, "the run hung"
+    assert result.ok
+    assert result.observer_errors
+    assert set(result.observer_errors) == {
+        "observer Interrupting.on_task_end raised KeyboardInterrupt"
+    }
 
 
 def test_run_keeps_going_when_a_thread_task_raises_keyboard_interrupt():
