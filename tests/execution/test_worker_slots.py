@@ -59,7 +59,7 @@ def wide_state(name: str, width: int, layers: int, gauge: Gauge, seconds: float)
 @pytest.mark.parametrize("workers", [1, 2, 3, 7])
 def test_sync_tasks_never_run_more_at_once_than_max_workers(workers):
     gauge = Gauge()
-    s = wide_state(f"slots{workers}", width=12, layers=4, gauge=gauge, seconds=0.003)
+    s = wide_state(f"slots{workers}", width=12, layers=4, gauge=gauge, seconds=0.02)
     backend = LocalBackend(max_workers=workers) if workers > 1 else None
     result = run(s, {"x": 0}, echo=False, max_workers=workers, backend=backend)
     assert result.ok, result.errors
