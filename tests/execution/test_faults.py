@@ -352,12 +352,13 @@ def test_a_failing_observer_of_any_class_never_stops_the_run(design):
     assert "observer Rude.on_task_end raised SystemExit: observer exits" in result.observer_errors
 
 
-@pytest.mark.parametrize("workers", [None, 4])
+@pytest.mark.parametrize("workers", [None, 4, 1])
 def test_an_observer_raising_keyboard_interrupt_off_the_main_thread_is_an_observer_error(
     design, workers
 ):
-    # only the main thread gets a real Ctrl-C; on a worker (threads) or start_run's thread the
-    # KeyboardInterrupt an observer raises is an error like any other (it hung the run)
+    # only the main thread gets a real Ctrl-C; on a worker thread, or on start_run's thread
+    # (where max_workers=1 runs the tasks), a KeyboardInterrupt that an observer raises is an
+    # error like any other (it hung the run)
     class Interrupting:
         def on_task_end(self, result, task_run):
             raise KeyboardInterrupt
