@@ -107,8 +107,8 @@ class Dispatcher:
                 try:
                     handler(self.result, *args)
                 except BaseException as err:  # noqa: BLE001 - an observer never stops a run
-                    if isinstance(err, KeyboardInterrupt) and on_main_thread():
-                        raise  # Ctrl-C: the run is cancelled (elsewhere it is an error like any)
+                    if is_ctrl_c(err):
+                        raise  # the run is cancelled (elsewhere it is an error like any)
                     owner = getattr(handler, "__self__", handler)
                     who = f"{type(owner).__name__}.{event}"
                     said = safe_str(err)
@@ -122,3 +122,12 @@ class Dispatcher:
 def on_main_thread() -> bool:
     """Is this the main thread, the only one a Ctrl-C (``KeyboardInterrupt``) can come to?"""
     return threading.current_thread() is threading.main_thread()
+
+
+def is_ctrl_c(err: BaseException) -> bool:
+    """Is ``err`` a Ctrl-C (a ``KeyboardInterrupt`` on the main thread)?
+
+    Anywhere else it was raised by code (an observer, a task), not by the user: an error like
+    any other.
+    """
+    return isinstance(err, KeyboardInterrupt) and on_main_thread()

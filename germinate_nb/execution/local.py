@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from germinate_nb.execution.backend import Job, Outcome, RunControl
+from germinate_nb.execution.events import on_main_thread
 from germinate_nb.execution.invoke import aexecute, execute
 from germinate_nb.execution.logs import flush_echo
 from germinate_nb.execution.timers import TIMERS
@@ -231,8 +232,7 @@ class LocalBackend:
         self._run = run
         if self._loop is not None:
             self._loop_ident = threading.get_ident()  # arun opens the run on its loop
-        on_main = threading.current_thread() is threading.main_thread()
-        self._passthrough = (KeyboardInterrupt,) if self.inline and on_main else ()
+        self._passthrough = (KeyboardInterrupt,) if self.inline and on_main_thread() else ()
 
     def submit(self, jobs: Sequence[Job]) -> None:
         """Queue sync jobs for the threads (or the inline loop); start async jobs on the loop."""
