@@ -26,7 +26,7 @@ from germinate_nb.execution import gc_tuning, logs
 from germinate_nb.execution.backend import Backend, Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE, CacheEntry
 from germinate_nb.execution.dataflow import run_input_dict
-from germinate_nb.execution.events import Dispatcher, as_observers, on_main_thread
+from germinate_nb.execution.events import Dispatcher, as_observers, is_ctrl_c
 from germinate_nb.execution.invoke import EPOCH_OFFSET as _EPOCH_OFFSET
 from germinate_nb.execution.invoke import describe_error
 from germinate_nb.execution.local import LocalBackend
@@ -427,8 +427,8 @@ class Run:
                     pass
                 jobs = self._apply_batch(batch)
             except BaseException as err:  # noqa: BLE001 - a bug here must end the run
-                if isinstance(err, KeyboardInterrupt) and on_main_thread():
-                    raise  # Ctrl-C (the caller cancels the run); on a worker, just an error
+                if is_ctrl_c(err):
+                    raise  # the caller cancels the run
                 error = err
             finally:
                 lock.release()
@@ -438,7 +438,7 @@ class Run:
                 elif jobs:
                     self._submit(jobs)
             except BaseException as err:  # noqa: BLE001 - a bug here must end the run
-                if isinstance(err, KeyboardInterrupt) and on_main_thread():
+                if is_ctrl_c(err):
                     raise
                 self._abort(err)
 
@@ -515,6 +515,7 @@ class Run:
         assert executor is not None  # validated: every task has one
         inputs = None if self._eager else self._dumps
         cached = self._cache.get((self.name, name)) if self.reuse else None
+        policy = self._policy.get(name) if self._policy else None
         return Job(
             name,
             self.name,
@@ -529,19 +530,10 @@ class Run:
             attempt,
             self.echo,
             self._lookup,
-            self._retry_on(name, attempt) if self._policy else None,
-            timeout=self._timeout_of(name),
+            # the errors that make this attempt retryable: none once it is the last
+            policy.retry_on if policy is not None and attempt < policy.attempts else None,
+            timeout=policy.timeout if policy is not None else None,
         )
-
-    def _timeout_of(self, name: str) -> float | None:
-        policy = self._policy.get(name) if self._policy else None
-        return policy.timeout if policy is not None else None
-
-    def _retry_on(self, name: str, attempt: int) -> tuple[type[BaseException], ...] | None:
-        policy = self._policy.get(name)
-        if policy is None or attempt >= policy.attempts:
-            return None
-        return policy.retry_on
 
     def _drain(self, queue: list[Outcome]) -> list[Job]:
         """Apply outcomes (and those an eager backend delivered early); return jobs to submit."""
