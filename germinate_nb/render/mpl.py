@@ -89,18 +89,21 @@ def _literal(text: str) -> str:
     return "".join(out)
 
 
-def _label(text: str, limit: int = LABEL_CHARS) -> str:
-    r"""``text`` as drawn: literal, at most two lines and ``limit`` characters (then "…").
+def _label(text: str, limit: int = LABEL_CHARS, *, tail: int = 0) -> str:
+    r"""``text`` as drawn: literal, at most two lines and ``limit`` characters.
 
-    >>> _label("a" * 100, 10), _label("one\ntwo\nthree")
-    ('aaaaaaaaa…', 'one\ntwo …')
+    A longer text is cut at its end ("…"), or in its middle when it keeps its last ``tail``
+    characters (names that differ at their end stay apart).
+
+    >>> _label("a" * 100, 10), _label("one\ntwo\nthree"), _label("worker-" * 3 + "12", 12, tail=3)
+    ('aaaaaaaaa…', 'one\ntwo …', 'worker-w…-12')
     """
     text = _literal(text)
     lines = text.splitlines()
     if len(lines) > 2:
         text = "\n".join(lines[:2]) + " …"
     if len(text) > limit:
-        text = text[: limit - 1] + "…"
+        text = text[: limit - 1 - tail] + "…" + (text[-tail:] if tail else "")
     return text
 
 

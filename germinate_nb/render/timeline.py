@@ -134,18 +134,11 @@ def _lane_label(lane: str) -> str:
     >>> _lane_label("run-of-a-state-with-a-long-name-worker-12 (2)")
     'run-of-a-state-with-a-long…ame-worker-12 (2)'
     """
+    tail = (LANE_CHARS - 1) // 3
     head, sep, row = lane.rpartition(" (")
     if sep and row.endswith(")") and row[:-1].isdigit():
-        return f"{_middle_cut(head)} ({row}"
-    return _middle_cut(lane)
-
-
-def _middle_cut(text: str, limit: int = LANE_CHARS) -> str:
-    text = _label(text, len(text) * 4 + 8)  # literal (escapes lengthen it), two lines at most
-    if len(text) <= limit:
-        return text
-    tail = (limit - 1) // 3
-    return f"{text[: limit - 1 - tail]}…{text[-tail:]}"
+        return f"{_label(head, LANE_CHARS, tail=tail)} ({row}"
+    return _label(lane, LANE_CHARS, tail=tail)
 
 
 def _lane_order(lane: str) -> tuple[str, int]:
