@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import html
 import reprlib
 from collections.abc import Iterable, Mapping
@@ -350,9 +351,7 @@ class RunResult:
         """
         if not self.background:
             return ""
-        threads: dict[str, int] = {}
-        for name in self.background:
-            threads[name] = threads.get(name, 0) + 1
+        threads = collections.Counter(self.background)  # in the order they were named
         n = len(threads)
         shown = [f"{t} ({k} attempts)" if k > 1 else t for t, k in list(threads.items())[:5]]
         names = ", ".join(shown) + (", ..." if n > 5 else "")

@@ -668,8 +668,7 @@ class DagExplorer(widgets.VBox):
             self._refresh_statuses()
             self.graph.reset_statuses(self.statuses, self._notes(), self.marks)
             self.phase_strip.update(self.statuses, self.marks, self.selected)
-            if self.search.value.strip():  # a status: search follows the run on display
-                self._refresh_search()
+            self._refresh_search()  # a status: search follows the run on display
             self._sync_buttons()
             self._show_status()
             self._show_details()
@@ -745,8 +744,7 @@ class DagExplorer(widgets.VBox):
             self.graph.selected = failed[0]
             self.history.select_task(failed[0])
         self.phase_strip.update(self.statuses, self.marks, self.selected)
-        if self.search.value.strip():  # "status:failed" names other tasks now
-            self._refresh_search()
+        self._refresh_search()  # "status:failed" names other tasks now
         self._refresh_history(result.state)
         self._show_status()
         self._show_details()
