@@ -801,7 +801,7 @@ class Run:
                 error=error,
                 start=(started + _EPOCH_OFFSET) if started else None,
                 duration=now - started if started else timeout,
-                lane=tr.lane or job.lane or None,  # the thread it was given up on
+                lane=job.lane or None,  # the thread it was given up on
                 fingerprint=job.executor.fingerprint,
                 log=job.log_text,
                 attempt=attempt,

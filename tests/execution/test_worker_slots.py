@@ -235,11 +235,13 @@ def test_an_attempt_given_up_on_ending_beside_the_next_attempt_leaves_it_cancell
     # found running (by its own job, not by the task's name), so its timeout gives it up too
     s = State("two_attempts")
     release = threading.Event()
+    lanes: list[str] = []
 
     @s.task(timeout=0.1, retries=1, retry_delay=0.02)
     def t(input: X) -> X:
         from germinate_nb import current_task
 
+        lanes.append(threading.current_thread().name)
         if current_task().attempt == 1:
             time.sleep(0.16)  # given up on at 0.1 s; returns while attempt 2 runs
         else:
@@ -255,6 +257,7 @@ def test_an_attempt_given_up_on_ending_beside_the_next_attempt_leaves_it_cancell
         tr.error.message
     )
     assert result.background == ["t"]
+    assert len(set(lanes)) == 2 and tr.lane == lanes[1]  # the thread of the attempt that counts
     assert slots_back(backend)  # and nothing is left marked running
 
 
