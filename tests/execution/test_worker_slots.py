@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -44,24 +45,26 @@ def slots_back(backend: LocalBackend, within: float = 3.0) -> bool:
     return False
 
 
-def wide_state(name: str, width: int, layers: int, gauge: Gauge, seconds: float) -> State:
-    """``layers`` layers of ``width`` tasks, each task depending on 1-2 of the layer above."""
+def layered_state(
+    name: str, width: int, layers: int, body: Callable[[], None], most_parents: int, seed: int
+) -> State:
+    """``layers`` layers of ``width`` tasks ``t<layer>_<i>``, each running ``body()`` and adding 1
+    to its input, each depending on 1 to ``most_parents`` tasks of the layer above."""
     s = State(name)
-    rng = random.Random(7)
+    rng = random.Random(seed)
     above: list = []
     for layer in range(layers):
         here = []
         for i in range(width):
 
-            def task(input: X, _layer: int = layer) -> X:
-                with gauge:
-                    time.sleep(seconds)
+            def task(input: X) -> X:
+                body()
                 return X(x=input.x + 1)
 
             task.__name__ = f"t{layer}_{i}"
             t = s.task()(task)
             if above:
-                t.add_parents(rng.sample(above, k=rng.randint(1, 2)))
+                t.add_parents(rng.sample(above, k=rng.randint(1, most_parents)))
             here.append(t)
         above = here
     return s
@@ -70,7 +73,12 @@ def wide_state(name: str, width: int, layers: int, gauge: Gauge, seconds: float)
 @pytest.mark.parametrize("workers", [1, 2, 3, 7])
 def test_sync_tasks_never_run_more_at_once_than_max_workers(workers):
     gauge = Gauge()
-    s = wide_state(f"slots{workers}", width=12, layers=4, gauge=gauge, seconds=0.02)
+
+    def busy() -> None:
+        with gauge:
+            time.sleep(0.02)
+
+    s = layered_state(f"slots{workers}", width=12, layers=4, body=busy, most_parents=2, seed=7)
     backend = LocalBackend(max_workers=workers) if workers > 1 else None
     result = run(s, {"x": 0}, echo=False, max_workers=workers, backend=backend)
     assert result.ok, result.errors
@@ -85,24 +93,15 @@ def test_sync_tasks_never_run_more_at_once_than_max_workers(workers):
 def test_many_tiny_tasks_on_many_threads_all_run_once():
     # 2,000 no-op tasks on 32 threads: the slots pass from thread to thread with no lock, so
     # a lost hand-over would leave a task pending (the run would hang) or run one twice
-    s = State("tiny_many")
     seen: list[str] = []
-    rng = random.Random(3)
-    above: list = []
-    for layer in range(40):
-        here = []
-        for i in range(50):
-
-            def tiny(input: X) -> X:
-                seen.append(threading.current_thread().name)
-                return X(x=input.x + 1)
-
-            tiny.__name__ = f"n{layer}_{i}"
-            t = s.task()(tiny)
-            if above:
-                t.add_parents(rng.sample(above, k=rng.randint(1, 3)))
-            here.append(t)
-        above = here
+    s = layered_state(
+        "tiny_many",
+        width=50,
+        layers=40,
+        body=lambda: seen.append(threading.current_thread().name),
+        most_parents=3,
+        seed=3,
+    )
     backend = LocalBackend()
     for _ in range(3):
         seen.clear()
