@@ -46,13 +46,17 @@ class TimerThread:
         due = time.monotonic() + max(0.0, delay)
         with self._cond:
             handle = next(self._ids)
-            heapq.heappush(self._heap, (due, handle, fn))
+            heap = self._heap
+            heapq.heappush(heap, (due, handle, fn))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._main, name="germinate-timers", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif heap[0][1] == handle:
+                # the thread waits for the earliest due time: only an earlier one must wake it
+                # (a wake costs the caller a GIL hand-over to the timer thread)
+                self._cond.notify()
         return handle
 
     def cancel(self, handle: int) -> None:
