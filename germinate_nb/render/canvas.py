@@ -183,7 +183,7 @@ def background_svg(geo: Geometry) -> str:
     Edges are left out past :data:`SVG_EDGE_LIMIT` (the page draws the visible ones), except
     back edges and problem edges, which are few and must always show.
     """
-    import matplotlib
+    from germinate_nb.render.mpl import locked_rc
 
     fig = Figure(figsize=(geo.width / 72, geo.height / 72), dpi=72)
     ax = fig.add_axes((0, 0, 1, 1))
@@ -218,7 +218,7 @@ def background_svg(geo: Geometry) -> str:
         "svg.fonttype": "none",
         "path.simplify": False,
     }
-    with matplotlib.rc_context(rc):  # type: ignore[arg-type]
+    with locked_rc(rc):  # rcParams are the process's: see render.mpl._RC_LOCK
         fig.savefig(buf, format="svg", transparent=True, metadata={"Date": None})
     return buf.getvalue()
 

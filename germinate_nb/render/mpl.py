@@ -12,6 +12,7 @@ import io
 import itertools
 import re
 import textwrap
+import threading
 import unicodedata
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,6 +42,7 @@ __all__ = [
     "figure_png",
     "figure_svg",
     "inked",
+    "locked_rc",
     "themed_svg",
 ]
 
@@ -56,6 +58,21 @@ _LITERAL: dict[str, Any] = {"parse_math": False, "usetex": False}
 
 _RC: dict[Any, Any] = {"text.usetex": False, "text.parse_math": False}
 
+_RC_LOCK = threading.RLock()
+"""Held by every ``rc_context`` of this module, for the whole drawing or saving inside it.
+
+matplotlib's rcParams are one dict for the process, and an ``rc_context`` restores all of it
+when it exits: a drawing ending in another thread (the explorer draws a run's timeline in the
+run's thread) would undo this thread's settings mid-drawing, and text meant for the theme's
+colour came out in matplotlib's default black."""
+
+
+@contextlib.contextmanager
+def locked_rc(settings: dict[Any, Any]) -> Iterator[None]:
+    """``matplotlib.rc_context(settings)`` holding :data:`_RC_LOCK` (every drawing's settings)."""
+    with _RC_LOCK, matplotlib.rc_context(settings):
+        yield
+
 
 @contextlib.contextmanager
 def literal_text() -> Iterator[None]:
@@ -68,7 +85,7 @@ def literal_text() -> Iterator[None]:
     """
     warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
     warnings.filterwarnings("ignore", message=r"Matplotlib currently does not support")
-    with matplotlib.rc_context(_RC):
+    with locked_rc(_RC):
         yield
 
 
@@ -364,7 +381,7 @@ def figure_svg(fig: Figure) -> str:
     buf = io.StringIO()
     with (
         literal_text(),
-        matplotlib.rc_context({"svg.hashsalt": "germinate_nb", "svg.fonttype": "none"}),
+        locked_rc({"svg.hashsalt": "germinate_nb", "svg.fonttype": "none"}),
     ):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()
@@ -388,7 +405,7 @@ _TAG = re.compile(r"<[^>]*>")  # matplotlib's SVG escapes < and > in text: a tag
 @contextlib.contextmanager
 def inked() -> Iterator[None]:
     """Draw text, axes, ticks and legends in :data:`INK`, on no background, while inside."""
-    with matplotlib.rc_context(
+    with locked_rc(
         {
             "text.color": INK,
             "axes.labelcolor": INK,

@@ -272,3 +272,39 @@ def test_timeline_has_one_bar_per_task_run_and_outlines_the_critical_path():
     assert edges.count(tuple(round(v, 3) for v in to_rgba(CRITICAL_COLOR))) == 2
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert all(label.startswith("germinate-worker-") for label in labels)
+
+
+def test_a_drawing_ending_in_another_thread_does_not_undo_the_theme_colours():
+    """rcParams are one dict per process; an rc_context restores all of it when it exits."""
+    import threading
+
+    import matplotlib
+
+    from germinate_nb.render.mpl import INK, inked, literal_text, themed_svg
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_drawing():  # e.g. the explorer drawing a run's timeline in the run's thread
+        with literal_text():
+            inside.set()
+            leave.wait(5)
+
+    other = threading.Thread(target=other_drawing)
+    other.start()
+    assert inside.wait(5)
+    threading.Timer(0.2, leave.set).start()
+    with inked():
+        other.join(5)  # it ends while this drawing has (or waits for) its settings
+        assert matplotlib.rcParams["text.color"] == INK
+        fig = draw_workflow(_two_state_workflow())
+    assert "var(--jp-ui-font-color1" in themed_svg(fig)
+
+
+def _two_state_workflow():
+    from germinate_nb import Workflow
+
+    wf = Workflow("wf")
+    one, two = State("one"), State("two")
+    wf.add_state(one, initial_state=True)
+    wf.add_state(two)
+    return wf
