@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from pydantic import BaseModel
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from germinate_nb.execution.store_schema import reuse_key
 
@@ -98,23 +98,41 @@ _ATOMS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def _canonical(value: Any) -> Any:
-    """``value`` with sets sorted and dict keys ordered, so its JSON is the same everywhere."""
+    """``value`` as JSON data that tells apart what ``==`` tells apart, the same everywhere.
+
+    Dict keys are ordered and sets sorted. Values JSON has no type for are tagged with their
+    type, so they never hash like the text or list JSON would make of them (an ``Any`` field
+    holding ``datetime(2020, 1, 1)`` and one holding ``"2020-01-01T00:00:00"`` are different
+    inputs): tuples, sets, dicts with non-text keys, and any other value JSON can hold only as
+    text (datetimes, decimals, bytes...). Plain JSON data is left as it is.
+
+    >>> _canonical({"b": (1, 2), "a": {2, 1}}) == {"a": [_SET, [1, 2]], "b": [_TUPLE, [1, 2]]}
+    True
+    """
     cls = type(value)
     if cls in _ATOMS:
         return value
-    if cls is dict or isinstance(value, dict):
-        try:
-            keys = sorted(value)
-        except TypeError:  # keys of mixed types: order them by their JSON
-            keys = sorted(value, key=to_json)
-        return {k: _canonical(value[k]) for k in keys}
-    if cls is list or cls is tuple or isinstance(value, (list, tuple)):
+    if cls is list:
         return [_canonical(v) for v in value]
+    if cls is dict or isinstance(value, dict):
+        if all(type(k) is str for k in value):
+            return {k: _canonical(value[k]) for k in sorted(value)}
+        pairs = [[_canonical(k), _canonical(v)] for k, v in value.items()]
+        return [_KEYED, sorted(pairs, key=to_json)]
+    if cls is tuple:
+        return [_TUPLE, [_canonical(v) for v in value]]
     if isinstance(value, (set, frozenset)):
-        return sorted((_canonical(v) for v in value), key=to_json)
+        return [_SET, sorted((_canonical(v) for v in value), key=to_json)]
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
     if isinstance(value, BaseModel):
         return _canonical(value.model_dump())
-    return value
+    return [f"\x00{cls.__module__}.{cls.__qualname__}", to_json(value).decode()]
+
+
+_TUPLE: Final = "\x00tuple"
+_SET: Final = "\x00set"
+_KEYED: Final = "\x00dict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,16 +251,52 @@ def task_row(r: TaskRecord) -> tuple[Any, ...]:
         except Exception as exc:  # numpy arrays, arbitrary objects: recorded, not reusable
             note = f"output is not JSON-serialisable: {type(exc).__name__}: {one_line(exc)}"
         if output_json is not None and status in REUSABLE_STATUSES:
-            if ih:
-                reuse = reuse_key(state, task, fingerprint, ih)
-            else:
+            if not ih:
                 note = "input is not JSON-serialisable, so the output is not reusable"
+            elif not round_trips(output, output_json, output_type):
+                note = (
+                    "output changes on its way through JSON (a value JSON has no type for, "
+                    "such as a datetime, set or non-text key in an untyped field), so it is "
+                    "not reusable"
+                )
+            else:
+                reuse = reuse_key(state, task, fingerprint, ih)
     if type(output_type) is not str:
         output_type = f"{output_type.__module__}.{output_type.__qualname__}"
     return (
         run_id, state, task, fingerprint, ih, str(status), output_json, output_type,
         0 if reuse is None else 1, note, log or "", error_text(error), *rest, reuse,
     )  # fmt: skip
+
+
+def round_trips(output: Any, text: str, output_type: Any) -> bool:
+    """Does ``text`` (the output's JSON) give back an equal output, as a reuse would rebuild it?
+
+    A stored output is reused after a restart by validating its JSON into the output model.
+    JSON has no datetimes, sets, tuples, bytes or non-text keys: in a typed field validation
+    rebuilds them, in an ``Any`` field they would come back as text and lists. The data itself
+    coming back equal is the common case (one parse); else the output model is rebuilt from
+    the JSON and its dump compared.
+
+    >>> round_trips({"n": 1, "tags": ["a"]}, '{"n":1,"tags":["a"]}', "m.Model")
+    True
+    >>> round_trips({"when": {1, 2}}, '{"when":[1,2]}', "m.Model")
+    False
+    """
+    try:
+        dump = (
+            output.__pydantic_serializer__.to_python(output)
+            if isinstance(output, BaseModel)
+            else output
+        )
+        if from_json(text) == dump:
+            return True
+        if not (isinstance(output_type, type) and issubclass(output_type, BaseModel)):
+            return False
+        back = output_type.__pydantic_validator__.validate_json(text)
+        return bool(back.__pydantic_serializer__.to_python(back) == dump)
+    except Exception:  # it cannot be rebuilt: never reused, never an error
+        return False
 
 
 def outcome_row(head: tuple[str, str], outcome: Any) -> tuple[Any, ...]:
