@@ -125,6 +125,10 @@ class TaskCancelledError(GerminateError, RuntimeError):
         self.task = task
 
 
+class NestedRunError(GerminateError, RuntimeError):
+    """A task started a run that would never end: of its own state, or nested too deep."""
+
+
 class ScheduleError(GerminateError, RuntimeError):
     """A :class:`Schedule` was told something impossible (a bug in its caller)."""
 

@@ -63,6 +63,7 @@ class Job:
     abandoned: bool = False  # its thread was given up on (timeout, cancel): it holds no slot
     records: Any = None  # the logging records already in the log (managed by logs.py)
     echo_tails: Any = None  # echoed text waiting for its newline (managed by logs.py)
+    nesting: int = 0  # how many runs enclose its run (a run a task starts is one deeper)
     _log: TaskLog | None = None
 
     @property

@@ -21,7 +21,7 @@ from germinate_nb.core.registry import did_you_mean
 from germinate_nb.core.snapshot import DagSnapshot
 from germinate_nb.core.state import State
 from germinate_nb.core.validate import problems_error, validate
-from germinate_nb.errors import ScheduleError, TaskTimeoutError
+from germinate_nb.errors import NestedRunError, ScheduleError, TaskTimeoutError
 from germinate_nb.execution import gc_tuning, logs
 from germinate_nb.execution.backend import Backend, Job, Outcome
 from germinate_nb.execution.cache import UNHASHABLE, CacheEntry
@@ -108,6 +108,38 @@ def make_backend(
     raise ValueError(msg)
 
 
+MAX_NESTING = 16
+"""Most runs one task may start inside another's task (a state's task running another state)."""
+
+
+def nesting_of(name: str) -> int:
+    """How deep a run of state ``name`` starting here would be nested in other runs' tasks.
+
+    Raises :class:`NestedRunError` for a run that could never end: one started by a task of
+    the same state (it would start that task again), or one nested past ``MAX_NESTING`` (states
+    whose tasks run each other).
+    """
+    job = getattr(logs._ROUTE.get(), "job", None)
+    if job is None:
+        return 0
+    if job.state == name:
+        msg = (
+            f"run() of state '{name}' was called from inside its own task '{job.name}': that "
+            f"run would start '{job.name}' again, which would call run() again, without end. "
+            "From a task, run another state, or call the code that does the work directly."
+        )
+        raise NestedRunError(msg)
+    nesting: int = job.nesting + 1
+    if nesting > MAX_NESTING:
+        msg = (
+            f"run() of state '{name}' from task '{job.name}' of state '{job.state}' would be "
+            f"nested {nesting} runs deep (at most {MAX_NESTING}): states whose tasks run each "
+            "other never end. Break the cycle of states that run one another."
+        )
+        raise NestedRunError(msg)
+    return nesting
+
+
 class Run:
     """One run of a state's DAG.
 
@@ -163,6 +195,7 @@ class Run:
         if backend is not None and executor is not None:
             msg = "give backend= or executor= (its older name), not both."
             raise ValueError(msg)
+        self.nesting = nesting_of(state.name)
         self.state = state
         self.name = state.name
         self.reuse = reuse
@@ -533,6 +566,7 @@ class Run:
             # the errors that make this attempt retryable: none once it is the last
             policy.retry_on if policy is not None and attempt < policy.attempts else None,
             timeout=policy.timeout if policy is not None else None,
+            nesting=self.nesting,
         )
 
     def _drain(self, queue: list[Outcome]) -> list[Job]:
@@ -560,6 +594,7 @@ class Run:
         if not self._managed and not eager and not self.reuse:  # the common case, inlined
             plan, state, dumps, run_input = self._plan, self.name, self._dumps, self.input_data
             run_id, cancel, deps, echo = self.run_id, self.cancel_event, self.deps, self.echo
+            nesting = self.nesting
             for name in names:
                 tr = runs[name]
                 tr.status = _RUNNING
@@ -569,6 +604,8 @@ class Run:
                     name, state, executor, parents, dumps, None if parents else run_input,
                     None, run_id, cancel, deps, 1, echo,
                 )  # fmt: skip
+                if nesting:
+                    job.nesting = nesting
                 jobs.append(job)
         else:
             for name in names:
