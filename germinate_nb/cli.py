@@ -36,13 +36,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return int(args.func(args))
+            try:
+                return int(args.func(args))
+            finally:
+                _close_stores()
     except CliError as err:
         sys.stderr.write(f"germinate-nb: error: {_printable(str(err))}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("germinate-nb: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _json_text(doc: Any) -> str:
+    """``doc`` as indented JSON and a newline; objects JSON has no type for as their repr.
+
+    Integers are written whole, however long (Python refuses to turn one of more than 4,300
+    digits into text unless told to; this command is its own process, so it is told to).
+    """
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+    if limit is not None:
+        sys.set_int_max_str_digits(0)
+    try:
+        return json.dumps(doc, indent=2, default=_safe_repr) + "\n"
+    finally:
+        if limit is not None:
+            sys.set_int_max_str_digits(limit)
+
+
+def _close_stores() -> None:
+    """Write the run stores' last rows now, so a store that fails shows its warning our way.
+
+    At exit it came in Python's format, or not at all when a locked file outlasted the exit.
+    """
+    store = sys.modules.get("germinate_nb.execution.store")
+    if store is not None:
+        store.close_all(timeout=STORE_CLOSE_SECONDS)
+
+
+STORE_CLOSE_SECONDS = 15.0
+"""How long the command waits for its run store's last rows (a locked file is waited for
+5 s per attempt)."""
 
 
 def _show_warning(
@@ -150,6 +184,14 @@ STORE_HELP = (
 # -- loading a notebook ---------------------------------------------------------------------
 
 
+class _ExitCalled(SystemExit):
+    """``exit()`` or ``quit`` in a cell (IPython asks its shell to exit)."""
+
+
+def _ask_exit() -> None:
+    raise _ExitCalled
+
+
 def load_notebook(path: str) -> Any:
     """Execute the notebook's code cells in order in a fresh in-process shell; returns the shell."""
     file = Path(path)
@@ -163,6 +205,7 @@ def load_notebook(path: str) -> Any:
     config = Config()
     config.HistoryManager.enabled = False
     shell = InteractiveShell.instance(config=config)
+    shell.ask_exit = _ask_exit  # type: ignore[attr-defined]  # exit(), quit: no way out of its own
     shell.extension_manager.load_extension("germinate_nb")
     os.chdir(file.resolve().parent)
     for number, source in enumerate(cells, start=1):
@@ -174,7 +217,12 @@ def load_notebook(path: str) -> Any:
         if isinstance(error, KeyboardInterrupt):
             raise KeyboardInterrupt  # Ctrl-C while a cell ran: exit 130, "interrupted"
         if isinstance(error, SystemExit):
-            call = "sys.exit()" if error.code is None else f"sys.exit({_safe_repr(error.code)})"
+            if isinstance(error, _ExitCalled):
+                call = "exit() or quit"
+            elif error.code is None:
+                call = "sys.exit()"
+            else:
+                call = f"sys.exit({_safe_repr(error.code)})"
             msg = (
                 f"code cell {number} of {path} called {call}{_where(error, source)}: "
                 "a notebook run by germinate-nb must not exit. Remove the call, or raise an "
@@ -532,7 +580,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     "error": wf_result.error,
                     "steps": [_result_json(r) for r in results],
                 }
-                sys.stdout.write(json.dumps(doc, indent=2, default=_safe_repr) + "\n")
+                sys.stdout.write(_json_text(doc))
             else:
                 for r in results:
                     sys.stdout.write(_table(r))
@@ -552,7 +600,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.write("germinate-nb: interrupted\n")
         return EXIT_INTERRUPTED
     if args.json:
-        sys.stdout.write(json.dumps(_result_json(result), indent=2, default=_safe_repr) + "\n")
+        sys.stdout.write(_json_text(_result_json(result)))
     else:
         sys.stdout.write(_table(result))
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -663,7 +711,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         runs = store.runs(args.state, limit=args.limit)
         if args.json:
             doc = [_run_json(r) for r in runs]
-            sys.stdout.write(json.dumps(doc, indent=2, default=_safe_repr) + "\n")
+            sys.stdout.write(_json_text(doc))
         elif runs:
             sys.stdout.write(_runs_table(runs))
         else:
@@ -689,7 +737,7 @@ def _show_run(store: Any, run_id: str, args: argparse.Namespace, notebook: Path)
     if args.json:
         doc = _run_json(found)
         doc["tasks"] = [_task_row_json(t) for t in tasks]
-        sys.stdout.write(json.dumps(doc, indent=2, default=_safe_repr) + "\n")
+        sys.stdout.write(_json_text(doc))
         return EXIT_OK
     sys.stdout.write(_runs_table([found], header=False))
     rows = [("task", "status", "try", "time", "output / error")]
@@ -711,13 +759,19 @@ def _when(stamp: float | None) -> str:
 
     if stamp is None:
         return ""
-    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):  # a row this command did not write
+        return f"? ({_one_line(_safe_repr(stamp), 24)})"
 
 
 def _took(run: Any) -> str:
     if run.started is None or run.ended is None:
         return ""
-    return f"{run.ended - run.started:.3f} s"
+    try:
+        return f"{run.ended - run.started:.3f} s"
+    except (TypeError, ValueError):  # times that are not numbers: _when shows them
+        return "?"
 
 
 def _runs_table(runs: Sequence[Any], *, header: bool = True) -> str:

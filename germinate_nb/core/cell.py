@@ -100,6 +100,12 @@ def compile_cell(
         )
         raise DeclarationError(msg, task=name) from None
     statements = list(tree.body)
+    if not statements:  # comments only
+        msg = (
+            f"the body of {where} has only comments. Write the task below the magic line, "
+            "ending with the expression whose value is the output (or assign `output = ...`)."
+        )
+        raise DeclarationError(msg, task=name)
     if _assigns_output(tree):
         statements.append(ast.Return(value=ast.Name(id="output", ctx=ast.Load())))
     elif isinstance(statements[-1], ast.Expr):

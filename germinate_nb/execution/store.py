@@ -656,13 +656,22 @@ def _store_text(store: StoreChoice, base: Any) -> str | None:
     raise TypeError(msg)
 
 
-def _close_all_at_exit() -> None:
-    deadline = time.monotonic() + _EXIT_TIMEOUT
+def close_all(timeout: float = _EXIT_TIMEOUT) -> None:
+    """Close every store this process opened, writing what is queued (``timeout`` in all).
+
+    Each failure's one warning shows now: the CLI calls this before it exits, so the warning
+    is shown its way, and rows waiting for a locked file are never lost unsaid.
+    """
+    deadline = time.monotonic() + timeout
     for store in list(_LIVE):
-        try:
-            store.close(timeout=max(0.1, deadline - time.monotonic()))
-        except Exception:  # noqa: BLE001, S110 - nothing to report to at exit
-            pass
+        store.close(timeout=max(0.1, deadline - time.monotonic()))
+
+
+def _close_all_at_exit() -> None:
+    try:
+        close_all()
+    except Exception:  # noqa: BLE001, S110 - nothing to report to at exit
+        pass
 
 
 def _forget_after_fork() -> None:

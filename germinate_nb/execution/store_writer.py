@@ -339,6 +339,17 @@ class StoreWriter:
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+            if self._thread.is_alive():  # still writing (a locked file): say what may be lost
+                waiting = sum(_is_task(item) for item in list(self._queue))
+                with self._lock:
+                    if self._pending_warning is None and self.last_error is None:
+                        self.last_error = f"still writing after {timeout:.1f} s"
+                        self._pending_warning = (
+                            f"germinate_nb: run store {self.path} was still writing when it "
+                            f"was closed ({timeout:.1f} s): the rows it was writing, and "
+                            f"{waiting} task runs queued after them, may not be saved. "
+                            f"{advice('locked')}"
+                        )
         return True
 
 

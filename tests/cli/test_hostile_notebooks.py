@@ -115,6 +115,22 @@ def cases(tmp: Path) -> dict[str, Case]:
             2,
             "code cell 3 of ",
         ),
+        "cell calls exit()": Case(
+            ["check", HOSTILE / "exit_call.ipynb"],
+            2,
+            "called exit() or quit (line 1: `exit()`): a notebook run by germinate-nb must not "
+            "exit. Remove the call",
+        ),
+        "cell names quit": Case(
+            ["check", HOSTILE / "quit_call.ipynb"],
+            2,
+            "called exit() or quit (line 1: `quit`): a notebook run by germinate-nb must not exit",
+        ),
+        "--json with a 5,001-digit output": Case(
+            ["run", HOSTILE / "huge_int.ipynb", "--json", "--input", '{"text": "abc"}'],
+            0,
+            one_line=False,
+        ),
         "cell raises a message with a newline and an escape": Case(
             ["check", HOSTILE / "cell_raises.ipynb"],
             2,
@@ -232,6 +248,13 @@ def test_json_survives_an_output_whose_repr_raises(outcomes):
     assert "repr failed: ValueError: no repr for you" in output
     table = outcomes["a task's output repr raises (table)"].stdout
     assert "opaque" in table and "succeeded" in table
+
+
+def test_json_writes_an_output_integer_whole_however_long(outcomes):
+    out = outcomes["--json with a 5,001-digit output"]
+    assert out.stderr.startswith("✓ count"), out.stderr
+    doc = json.loads(out.stdout, parse_int=str)  # Python's own limit is the reader's here
+    assert doc["tasks"]["count"]["output"] == {"n": "1" + "0" * 4997 + "003"}
 
 
 def test_binary_garbage_from_a_cell_stays_out_of_stdout(outcomes):

@@ -285,3 +285,37 @@ def test_history_run_id_prefix_shared_by_several_runs_is_ambiguous(tmp_path):
     assert out.returncode == 2
     assert "run id 'abc' is ambiguous" in out.stderr and "Give more of it." in out.stderr
     assert cli("history", nb, "abc2").returncode == 0
+
+
+def test_a_store_locked_past_the_run_shows_its_warning_before_the_command_exits(tmp_path):
+    nb = write(tmp_path)
+    assert cli("run", nb, "--input", INPUT).returncode == 0  # the store exists
+    store = tmp_path / ".germinate" / "runs.sqlite"
+    holder = sqlite3.connect(store, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process's lock, held past the run's end
+    try:
+        out = cli("run", nb, "--input", INPUT)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert out.returncode == 0, out.stderr
+    warning_lines = [line for line in out.stderr.splitlines() if "warning" in line]
+    assert warning_lines == [
+        f"germinate-nb: warning: run store {store} stopped working (database is locked), "
+        "4 task runs not saved; runs go on in memory. Another process holds it locked; retry "
+        "later, or set GERMINATE_STORE=PATH to use another store."
+    ]
+    assert "Traceback" not in out.stderr
+
+
+def test_history_shows_a_run_whose_times_are_not_numbers(tmp_path):
+    nb = write(tmp_path)
+    assert cli("run", nb, "--input", INPUT).returncode == 0
+    conn = sqlite3.connect(tmp_path / ".germinate" / "runs.sqlite")
+    with conn:
+        conn.execute("UPDATE runs SET started = 'yesterday'")
+    conn.close()
+    out = cli("history", nb)
+    assert out.returncode == 0, out.stderr
+    [row] = [line for line in out.stdout.splitlines() if "design" in line]
+    assert "? ('yesterday')" in row and "succeeded" in row

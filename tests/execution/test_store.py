@@ -843,3 +843,25 @@ def test_two_processes_writing_at_once_lose_nothing_and_corrupt_nothing(tmp_path
     assert conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY 1").fetchall() == [
         ("succeeded", 20)
     ]
+
+
+def test_closing_while_a_locked_file_holds_the_writer_says_what_may_be_lost(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    RunStore.open(path).close()
+    store = RunStore.open(path, busy_timeout=3.0)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        store.begin_run("r1", "design", None, 1.0)
+        store.record(rec("tokenize"))
+        with pytest.warns(StoreWarning) as caught:
+            store.close(timeout=0.3)  # the writer waits for the lock meanwhile
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    [warning] = caught
+    assert str(warning.message).startswith(
+        f"germinate_nb: run store {path} was still writing when it was closed (0.3 s): the "
+        "rows it was writing, and "
+    )
+    assert "may not be saved. Another process holds it locked" in str(warning.message)

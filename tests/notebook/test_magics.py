@@ -148,6 +148,11 @@ def test_several_states_without_default_is_usage_error(ip):
         ),
         ("t --output Counts", "a = 1\nb = (", r"syntax error in %%germinate_task t, cell line 3"),
         ("t --output Counts", "   \n", r"the body of %%germinate_task t is empty"),
+        (
+            "t --output Counts",
+            "# just a comment\n  # and another",
+            r"the body of %%germinate_task t has only comments\. Write the task below",
+        ),
         ("t --output Counts", "x = 1", r"the body of %%germinate_task t has no output: end it"),
         ("t --state nowhere", "1", r"unknown state 'nowhere'"),
         ("t --namespace 'a b'", "1", r"--namespace 'a b' of %%germinate_task t is not"),
