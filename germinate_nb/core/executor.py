@@ -439,14 +439,71 @@ def _text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
-def _callable_digest(func: Callable[..., Any]) -> str:
-    """Digest of a function's source; many tasks share one function, so by code object."""
+def _callable_digest(func: Callable[..., Any], seen: frozenset[int] = frozenset()) -> str:
+    """Digest of a function's source and of the values it does not show (see _bound_digest).
+
+    The source is digested by code object: many tasks share one function.
+    """
     if hasattr(func, "__wrapped__"):
         func = inspect.unwrap(func)
     code = getattr(func, "__code__", None)
     if code is not None:
-        return _code_source_digest(code)
+        digest = _code_source_digest(code)
+        bound = _bound_digest(func, seen | {id(func)})
+        return digest if bound is None else _text_digest(f"{digest}\x00{bound}")
     return _text_digest(_function_source(func))
+
+
+def _bound_digest(func: Any, seen: frozenset[int]) -> str | None:
+    """Digest of a function's closure cells and default values; None when it has neither.
+
+    Two functions made by one factory share their source but not these (``make("c1")``,
+    ``make("c2")``), so a task re-declared that way is not served the other's output. Plain
+    data counts by value, functions by their code, classes and modules by name, any other
+    object by its type only (like the globals and helpers a task calls, its state is not
+    part of the task's code). A function without either keeps the fingerprint it always had.
+    """
+    cells = getattr(func, "__closure__", None) or ()
+    defaults = getattr(func, "__defaults__", None) or ()
+    kwdefaults = getattr(func, "__kwdefaults__", None) or {}
+    if not (cells or defaults or kwdefaults):
+        return None
+    parts = []
+    for cell in cells:
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            parts.append("<empty>")
+            continue
+        parts.append(_value_text(value, seen))
+    parts += ["default", *(_value_text(v, seen) for v in defaults)]
+    parts += [f"{k}={_value_text(kwdefaults[k], seen)}" for k in sorted(kwdefaults)]
+    return _text_digest("\x00".join(parts))
+
+
+def _value_text(value: Any, seen: frozenset[int]) -> str:
+    """A closure value or default as text that is the same in every process."""
+    if inspect.isfunction(value) or inspect.ismethod(value):
+        if id(value) in seen:  # a function closing over itself (recursion)
+            return "function:<itself>"
+        return f"function:{_callable_digest(value, seen)}"
+    if isinstance(value, type) or inspect.isbuiltin(value):
+        return f"name:{value.__module__}.{value.__qualname__}"
+    if inspect.ismodule(value):
+        return f"module:{value.__name__}"
+    try:
+        if isinstance(value, (set, frozenset)):  # ordered by text: the same whatever the hashes
+            return "set:" + ",".join(sorted(_to_json(v) for v in value))
+        return "json:" + _to_json(value)
+    except Exception:  # not data: its type stands for it
+        cls = type(value)
+        return f"object:{cls.__module__}.{cls.__qualname__}"
+
+
+def _to_json(value: Any) -> str:
+    from pydantic_core import to_json
+
+    return to_json(value).decode()
 
 
 @functools.lru_cache(maxsize=4096)

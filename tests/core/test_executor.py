@@ -208,3 +208,61 @@ def test_odd_signatures_run_or_are_refused_at_declaration():
 
     ex = TaskExecutor("broken_executor", BrokenSignature())  # no bare RuntimeError
     assert ex.input_param is None
+
+
+def _tokens(input: Query) -> Tokens:
+    return Tokens(tokens=[input.text])
+
+
+def _made(value, *, kw=None):
+    """A task function made by a factory: one source, the value in its closure."""
+
+    def body(input: Query) -> Tokens:
+        return Tokens(tokens=[str(value)])
+
+    if kw is not None:
+
+        def body(input: Query, *, extra=kw) -> Tokens:  # noqa: F811 - a default instead
+            return Tokens(tokens=[str(extra)])
+
+    return TaskExecutor("made_executor", body, namespace="fp")
+
+
+def test_functions_one_factory_made_differ_by_their_closure_values():
+    assert _made("c1").fingerprint != _made("c2").fingerprint
+    assert _made("c1").fingerprint == _made("c1").fingerprint  # the same value: reused
+    assert _made({"b", "a", "c"}).fingerprint == _made({"c", "a", "b"}).fingerprint
+    assert _made((1, [2, {"k": 3}])).fingerprint != _made((1, [2, {"k": 4}])).fingerprint
+    assert _made(None, kw=1).fingerprint != _made(None, kw=2).fingerprint
+    assert _made(_made).fingerprint != _made(_tokens).fingerprint  # functions by their code,
+    assert _made(len).fingerprint != _made(print).fingerprint  # built-ins and classes by name
+    assert _made(Query).fingerprint != _made(Tokens).fingerprint
+    lock_a, lock_b = __import__("threading").Lock(), __import__("threading").Lock()
+    assert _made(lock_a).fingerprint == _made(lock_b).fingerprint  # any other object: its type
+
+
+def test_a_function_closing_over_itself_is_fingerprinted():
+    def outer():
+        def again(input: Query) -> Tokens:
+            return again(input) if not input.text else Tokens(tokens=[])
+
+        return again
+
+    fp = TaskExecutor("rec_executor", outer(), namespace="fp").fingerprint
+    assert len(fp) == 16 and not fp.startswith("unfingerprintable")
+
+
+def test_a_function_without_closure_or_defaults_keeps_its_fingerprint():
+    """Stored rows stay reusable: the digest of such a function is its source's, as before."""
+    import hashlib
+
+    from germinate_nb.core.executor import _code_source_digest, _schema_digest
+
+    def plain(input: Query) -> Tokens:
+        return Tokens(tokens=input.text.split())
+
+    ex = TaskExecutor("plain_executor", plain, namespace="fp", input_schema=Query,
+                      output_schema=Tokens)  # fmt: skip
+    parts = ("fp", "plain_executor", _code_source_digest(plain.__code__),
+             _schema_digest(Query), _schema_digest(Tokens))  # fmt: skip
+    assert ex.fingerprint == hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
