@@ -1,12 +1,14 @@
 """The explorer's details pane: one task's definition, last run, output, error and log.
 
 Every value, log and traceback is cut at ``CAP`` characters (the notebook file stays small);
-"Show all" renders the selected task's details whole, on demand. User text is HTML-escaped.
+"Show all" renders the selected task's details whole, on demand, up to ``WHOLE_CAP`` characters
+each. User text is HTML-escaped.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,9 @@ __all__ = ["CAP", "DetailsPane", "TaskView", "safe_repr"]
 
 CAP = 20_000
 """Characters of one value, log or traceback shown until "Show all"."""
+WHOLE_CAP = 1_000_000
+"""Characters of one value, log or traceback "Show all" shows (in about a second); the rest
+is in the run's result."""
 ERROR = "var(--jp-error-color1, #cf222e)"
 MUTED = "var(--jp-ui-font-color2, #57606a)"
 
@@ -94,11 +99,11 @@ class DetailsPane(widgets.VBox):
         if not same:
             self.frames_button.value = False
         self.view = view
-        cut = _Cutter(None if self.whole else CAP)
+        cut = _Cutter(WHOLE_CAP if self.whole else CAP, whole=self.whole)
         value = _render(view, cut, engine_frames=self.frames_button.value)
         run = view.run
         has_tb = run is not None and run.error is not None and bool(run.error.traceback)
-        self.show_all_button.layout.display = "" if cut.cut else "none"
+        self.show_all_button.layout.display = "" if cut.cut and not self.whole else "none"
         self.frames_button.layout.display = "" if has_tb else "none"
         self.remove_button.disabled = bool(view.viewing)
         self.buttons.layout.display = ""
@@ -121,19 +126,54 @@ class DetailsPane(widgets.VBox):
 class _Cutter:
     """Escapes text, cutting it at ``limit`` characters and remembering that it did."""
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int, *, whole: bool = False) -> None:
         self.limit = limit
+        self.whole = whole
         self.cut = False
 
     def __call__(self, text: str) -> str:
-        if self.limit is None or len(text) <= self.limit:
-            return html.escape(text)
+        if len(text) <= self.limit:
+            return breakable(text)
         self.cut = True
         rest = len(text) - self.limit
-        return (
-            f"{html.escape(text[: self.limit])}<span style='color:{MUTED}'> … {rest} more "
-            "characters (Show all)</span>"
+        more = (
+            "too many to show here: the run's result holds it whole" if self.whole else "(Show all)"
         )
+        return (
+            f"{breakable(text[: self.limit])}<span style='color:{MUTED}'> … {rest} more "
+            f"characters {more}</span>"
+        )
+
+
+WORD_PIECE = 20
+"""A longer word is shown with a line break allowed after every this many characters."""
+_LONG_WORD = re.compile(r"\S{" + str(2 * WORD_PIECE) + ",}")
+
+
+def breakable(text: str) -> str:
+    """``text`` HTML-escaped, a ``<wbr>`` (a break the browser may take) in each long word.
+
+    A browser wraps one long word (a base64 blob, compact JSON) at a cost that grows much
+    faster than its length: "Show all" of a 150,000-character word froze JupyterLab for over
+    two minutes, 50,000 took 7 s. With a break allowed every ``WORD_PIECE`` characters,
+    100,000 take 0.3 s. ``<wbr>`` is not text: copying the value copies it unchanged.
+
+    >>> shown = breakable("a<b " + "x" * 170)
+    >>> shown.count("<wbr>"), shown[:9], shown.replace("<wbr>", "")[7:] == "x" * 170
+    (8, 'a&lt;b xx', True)
+    """
+    if len(text) < 2 * WORD_PIECE or _LONG_WORD.search(text) is None:
+        return html.escape(text)
+    out = []
+    pos = 0
+    for match in _LONG_WORD.finditer(text):
+        out.append(html.escape(text[pos : match.start()]))
+        word = match.group(0)
+        pieces = (word[i : i + WORD_PIECE] for i in range(0, len(word), WORD_PIECE))
+        out.append("<wbr>".join(html.escape(piece) for piece in pieces))
+        pos = match.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
 
 
 def _fields_table(model: type[BaseModel] | None) -> str:
@@ -161,7 +201,7 @@ def _output_table(output: BaseModel, cut: _Cutter) -> str:
         return f"<i>cannot show the value: {html.escape(safe_repr(err))}</i>"
     rows = "".join(
         f"<tr><td><code>{html.escape(str(k))}</code></td>"
-        f"<td style='overflow-wrap:anywhere'>{cut(safe_repr(v))}</td></tr>"
+        f"<td style='overflow-wrap:break-word'>{cut(safe_repr(v))}</td></tr>"
         for k, v in data.items()
     )
     return (
@@ -207,7 +247,7 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
     )
     phase = f"phase {view.phase + 1}" if view.phase is not None else "(in a cycle)"
     parts = [
-        f"<h4 style='margin:0;overflow-wrap:anywhere'>{esc(spec.name)}</h4>{note}<table>"
+        f"<h4 style='margin:0;overflow-wrap:break-word'>{esc(spec.name)}</h4>{note}<table>"
         f"<tr><td>state</td><td>{esc(view.state)}</td></tr>"
         f"<tr><td>phase</td><td>{phase}</td></tr>"
         f"<tr><td>namespace</td><td>{esc(ex.namespace if ex else '')}</td></tr>"
@@ -223,7 +263,7 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
         parts.append(
             f"<div class='germinate-task-error' style='color:{ERROR}'><b>"
             f"{esc(run.error.type)}</b>: {cut(run.error.message)}"
-            f"<pre style='white-space:pre-wrap;font-size:11px;overflow-wrap:anywhere'>"
+            f"<pre style='white-space:pre-wrap;font-size:11px;overflow-wrap:break-word'>"
             f"{cut(tb or '')}</pre></div>"
         )
     if run is not None and len(run.attempts) > 1:
@@ -244,7 +284,7 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
     if log:
         parts.append(
             "<div class='germinate-task-log'><u>log</u>"
-            "<pre style='white-space:pre-wrap;font-size:11px;overflow-wrap:anywhere;"
+            "<pre style='white-space:pre-wrap;font-size:11px;overflow-wrap:break-word;"
             f"max-height:300px;overflow:auto'>{cut(log)}</pre></div>"
         )
     if ex is not None:
