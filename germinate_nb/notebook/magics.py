@@ -106,9 +106,14 @@ def resolve_state(name: str | None, *, create_default: bool = False) -> State:
             raise UsageError(msg)
     if name not in registry.states:
         known = ", ".join(registry.states) or "none"
+        create = (
+            f"Create it with `{name} = State('{name}')`."
+            if name.isidentifier()
+            else "A state's name is a Python identifier (letters, digits and _)."
+        )
         msg = (
-            f"unknown state '{name}'.{did_you_mean(name, list(registry.states))} "
-            f"States: {known}. Create it with `{name} = State('{name}')`."
+            f"unknown state {name!r}.{did_you_mean(name, list(registry.states))} "
+            f"States: {known}. {create}"
         )
         raise UsageError(msg)
     return registry.states[name]
@@ -423,11 +428,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one-line UsageErrors."""
 
     def error(self, message: str) -> Any:
-        msg = f"{self.prog}: {message}. Usage: {self.format_usage().strip()}"
+        msg = f"{self.prog}: {message}. Usage: {self._usage_line()}"
         raise UsageError(msg)
 
     def exit(self, status: int = 0, message: str | None = None) -> Any:
-        raise UsageError(message or self.format_usage().strip())
+        raise UsageError(message or f"Usage: {self._usage_line()}")
+
+    def _usage_line(self) -> str:
+        """The usage on one line, without argparse's own "usage: " before it."""
+        return " ".join(self.format_usage().split()).removeprefix("usage: ")
 
 
 def _parser(sub: str) -> _Parser:

@@ -69,8 +69,10 @@ def test_export_formats(chain, tmp_path):
 
 
 def test_export_unknown_format(chain):
-    with pytest.raises(UsageError, match=r"argument --format: invalid choice: 'gif'"):
+    with pytest.raises(UsageError, match=r"argument --format: invalid choice: 'gif'") as info:
         g(chain, "export --format gif")
+    assert ". Usage: %germinate export " in str(info.value)
+    assert str(info.value).lower().count("usage:") == 1  # not "Usage: usage: ..."
 
 
 def test_unknown_subcommand_lists_valid_ones(chain):
@@ -85,8 +87,18 @@ def test_unknown_subcommand_lists_valid_ones(chain):
 
 
 def test_unknown_state(chain):
-    with pytest.raises(UsageError, match=r"unknown state 'mian'\. Did you mean 'main'\?"):
+    with pytest.raises(
+        UsageError,
+        match=r"unknown state 'mian'\. Did you mean 'main'\? States: .*Create it with "
+        r"`mian = State\('mian'\)`\.",
+    ):
         g(chain, "phases mian")
+    with pytest.raises(UsageError) as info:  # a name no State can have: no code to paste
+        g(chain, "use '<b>'")
+    assert str(info.value).startswith("unknown state '<b>'.")
+    assert str(info.value).endswith(
+        "A state's name is a Python identifier (letters, digits and _)."
+    )
 
 
 def test_reset_needs_force(chain):
