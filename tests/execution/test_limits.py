@@ -96,7 +96,7 @@ def test_schedule_limits_release_in_order_and_cancel_clears_them():
 
 
 def test_status_line_and_details_show_attempts_and_limits():
-    from germinate_nb.notebook.details import _attempts_table, _Cutter
+    from germinate_nb.notebook.details import CAP, _attempts_table, _Cutter
     from germinate_nb.notebook.status import describe_run
 
     s = limited_state("lim_show", n=3)
@@ -120,6 +120,6 @@ def test_status_line_and_details_show_attempts_and_limits():
     result = run(r, {}, echo=False)
     tr = result.task_runs["fetch"]
     assert tr.note == "attempt 2/3"
-    table = _attempts_table(tr, _Cutter(None))
+    table = _attempts_table(tr, _Cutter(CAP))
     assert "1/3</td><td>failed" in table and "ConnectionError: reset by peer" in table
     assert "2/3</td><td>succeeded" in table
