@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import sys
 import traceback
 import types
 from collections.abc import Iterable
@@ -208,6 +209,9 @@ def _frames(tb: types.TracebackType | None, prefixes: tuple[str, ...]) -> list[s
     if all(all(seg) for seg in flags):  # every frame is the engine's: keep where it raised
         flags[-1][-1] = False
 
+    cells = _cell_names()
+    if cells:
+        segments = [([_as_cell(f, cells) for f in frames], n) for frames, n in segments]
     out: list[str] = []
     for (frames, omitted), hidden in zip(segments, flags, strict=True):
         run: list[traceback.FrameSummary] = []
@@ -230,6 +234,25 @@ def _frames(tb: types.TracebackType | None, prefixes: tuple[str, ...]) -> list[s
         if omitted:
             out.append(f"  ... {omitted} more frames not shown ...\n")
     return out
+
+
+def _cell_names() -> dict[str, int]:
+    """IPython's cell file names (a kernel's ``/tmp/ipykernel_.../123.py``) to cell numbers."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    found = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    return found if isinstance(found, dict) else {}
+
+
+def _as_cell(frame: traceback.FrameSummary, cells: dict[str, int]) -> traceback.FrameSummary:
+    """A frame of a notebook cell named as IPython names it, ``Cell In[3]``."""
+    number = cells.get(frame.filename)
+    if number is None:
+        return frame
+    return traceback.FrameSummary(
+        f"Cell In[{number}]", frame.lineno, frame.name, lookup_line=False, line=frame.line,
+        end_lineno=frame.end_lineno, colno=frame.colno, end_colno=frame.end_colno,
+    )  # fmt: skip
 
 
 def _hidden_note(n: int) -> str:

@@ -105,3 +105,20 @@ def test_magic_accepts_a_dotted_namespace(ip, fresh_registry):
     assert (
         fresh_registry.states["loud"].get("shout").registered_name == "agents.voice.shout_executor"
     )
+
+
+def test_a_task_tracebacks_names_its_cell_as_ipython_does(ip, fresh_registry):
+    """A kernel compiles each cell into a temporary file: the traceback says Cell In[n]."""
+    ip.run_cell(
+        "traced = State('traced')\n"
+        "@traced.task()\n"
+        "def t(input: Query) -> Query:\n"
+        "    raise ValueError('boom')\n",
+        store_history=True,
+    )
+    number = ip.execution_count - 1
+    ip.run_cell("result = run(traced, {'text': 'x'}, store='off', echo=False)")
+    tb = ip.user_ns["result"].task_runs["t"].error.traceback
+    assert f'  File "Cell In[{number}]", line 4, in t\n' in tb
+    assert "    raise ValueError('boom')\n" in tb
+    assert "ipython-input" not in tb and "ipykernel_" not in tb
