@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from germinate_nb.core.options import OPTION_NAMES
 
@@ -501,8 +502,6 @@ def _value_text(value: Any, seen: frozenset[int]) -> str:
 
 
 def _to_json(value: Any) -> str:
-    from pydantic_core import to_json
-
     return to_json(value).decode()
 
 

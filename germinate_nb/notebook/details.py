@@ -154,9 +154,10 @@ def breakable(text: str) -> str:
     """``text`` HTML-escaped, a ``<wbr>`` (a break the browser may take) in each long word.
 
     A browser wraps one long word (a base64 blob, compact JSON) at a cost that grows much
-    faster than its length: "Show all" of a 150,000-character word froze JupyterLab for over
-    two minutes, 50,000 took 7 s. With a break allowed every ``WORD_PIECE`` characters,
-    100,000 take 0.3 s. ``<wbr>`` is not text: copying the value copies it unchanged.
+    faster than its length: "Show all" of a 200,000-character word froze JupyterLab for up to
+    a minute, and 50,000 characters took 7 s. With a break allowed every ``WORD_PIECE``
+    characters, 200,000 take 0.3 s. ``<wbr>`` is not text: copying the value copies it
+    unchanged.
 
     >>> shown = breakable("a<b " + "x" * 170)
     >>> shown.count("<wbr>"), shown[:9], shown.replace("<wbr>", "")[7:] == "x" * 170
@@ -247,7 +248,7 @@ def _render(view: TaskView, cut: _Cutter, *, engine_frames: bool) -> str:
     )
     phase = f"phase {view.phase + 1}" if view.phase is not None else "(in a cycle)"
     parts = [
-        f"<h4 style='margin:0;overflow-wrap:break-word'>{esc(spec.name)}</h4>{note}<table>"
+        f"<h4 style='margin:0;overflow-wrap:anywhere'>{esc(spec.name)}</h4>{note}<table>"
         f"<tr><td>state</td><td>{esc(view.state)}</td></tr>"
         f"<tr><td>phase</td><td>{phase}</td></tr>"
         f"<tr><td>namespace</td><td>{esc(ex.namespace if ex else '')}</td></tr>"
